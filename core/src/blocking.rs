@@ -1,0 +1,122 @@
+//! The blocking API, for callers without an async runtime (and the base of
+//! the C and Python bindings). Each call runs on the library's runtime and
+//! refuses to run inside another runtime instead of deadlocking.
+
+use crate::error::Result;
+use crate::events::{Event, EventStream};
+use crate::options::{Options, Resolved};
+use crate::runtime::block_on;
+use crate::service::Service;
+
+/// Blocking twin of [`crate::Client`]. Dropping it closes it (bounded in time).
+#[derive(Debug)]
+pub struct Client {
+    inner: crate::Client,
+}
+
+impl Client {
+    /// Connects and grants the lease; see [`crate::Client::connect`].
+    pub fn connect(options: Options) -> Result<Client> {
+        let inner = block_on(crate::Client::connect(options))??;
+        Ok(Client { inner })
+    }
+
+    /// Registers one service; see [`crate::Client::register`].
+    pub fn register(&self, service: &Service) -> Result<Registration> {
+        let inner = block_on(self.inner.register(service))??;
+        Ok(Registration { inner })
+    }
+
+    /// Registers many services at once; see [`crate::Client::register_many`].
+    pub fn register_many(&self, services: &[Service]) -> Result<Vec<Registration>> {
+        let regs = block_on(self.inner.register_many(services))??;
+        Ok(regs
+            .into_iter()
+            .map(|inner| Registration { inner })
+            .collect())
+    }
+
+    /// Revokes the lease; see [`crate::Client::close`].
+    pub fn close(&self) -> Result<()> {
+        block_on(self.inner.close())?
+    }
+
+    /// A stream of events; read it with [`EventStream::next_blocking`].
+    pub fn events(&self) -> EventStream {
+        self.inner.events()
+    }
+
+    /// See [`crate::Client::on_event`].
+    pub fn on_event<F: Fn(&Event) + Send + 'static>(&self, callback: F) -> Result<()> {
+        self.inner.on_event(callback)
+    }
+
+    /// The lease currently held.
+    pub fn lease_id(&self) -> Option<i64> {
+        self.inner.lease_id()
+    }
+
+    /// The TTL etcd granted, in seconds.
+    pub fn granted_ttl_secs(&self) -> u32 {
+        self.inner.granted_ttl_secs()
+    }
+
+    /// Keepalive requests sent so far.
+    pub fn keepalives_sent(&self) -> u64 {
+        self.inner.keepalives_sent()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Resolved {
+        self.inner.options()
+    }
+
+    /// The async client behind this one.
+    pub fn as_async(&self) -> &crate::Client {
+        &self.inner
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.inner.is_forked() {
+            return;
+        }
+        // Best effort: close now when we may block here; otherwise the supervisor
+        // closes in the background once every handle is gone.
+        let _ = block_on(self.inner.close());
+    }
+}
+
+/// Blocking twin of [`crate::Registration`].
+#[derive(Debug)]
+pub struct Registration {
+    inner: crate::Registration,
+}
+
+impl Registration {
+    /// The etcd key.
+    pub fn key(&self) -> &str {
+        self.inner.key()
+    }
+
+    /// The service as last registered or updated.
+    pub fn service(&self) -> Service {
+        self.inner.service()
+    }
+
+    /// Changes metadata and rewrites the value in place; see [`crate::Registration::update`].
+    pub fn update<I, K, V>(&self, changes: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        block_on(self.inner.update(changes))?
+    }
+
+    /// Deletes the key; see [`crate::Registration::deregister`].
+    pub fn deregister(&self) -> Result<()> {
+        block_on(self.inner.deregister())?
+    }
+}

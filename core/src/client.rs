@@ -1,0 +1,373 @@
+//! The async API: [`Client`] and its [`Registration`] handles.
+//!
+//! The handles only send commands to the client's supervisor task, which
+//! runs on the library's own runtime, so they work from any async runtime
+//! (or, through [`crate::blocking`], from none).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBus, EventStream};
+use crate::options::{Options, Resolved};
+use crate::runtime;
+use crate::service::{EnvDefaults, Service};
+use crate::supervisor::{Command, NewEntry, Status, Supervisor};
+use crate::wire;
+
+/// HTTP/2 pings detect a dead connection; etcd refuses pings more often than every 5 s.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a close (lease revoke) may take, even against a dead etcd.
+const CLOSE_BUDGET: Duration = Duration::from_secs(2);
+
+/// A connection to etcd holding one lease, shared by all its registrations,
+/// kept alive over one keepalive stream and healed until closed.
+///
+/// Cloning is cheap and shares the client. The lease is revoked by
+/// [`Client::close`], or in the background once the client and every
+/// registration handle are dropped.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    options: Resolved,
+    defaults: EnvDefaults,
+    events: EventBus,
+    status: Arc<Status>,
+    pid: u32,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.options.endpoints)
+            .field("prefix", &self.inner.options.prefix)
+            .field("lease_id", &self.lease_id())
+            .field("granted_ttl_secs", &self.granted_ttl_secs())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to etcd and grants the client's lease; fails within the
+    /// request timeout when etcd cannot be reached.
+    pub async fn connect(options: Options) -> Result<Client> {
+        let resolved = options.resolve()?;
+        let defaults = EnvDefaults::from_env()?;
+        let handle = runtime::handle()?;
+        let events = EventBus::default();
+        let status = Arc::new(Status::default());
+        let (commands, command_rx) = mpsc::unbounded_channel();
+
+        let start = {
+            let resolved = resolved.clone();
+            let events = events.clone();
+            let status = status.clone();
+            async move {
+                let connect = etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(resolved.request_timeout)
+                    .with_keep_alive(HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT)
+                    .with_require_leader(true);
+                let etcd = crate::error::deadline(
+                    "connect",
+                    resolved.request_timeout,
+                    etcd_client::Client::connect(resolved.endpoints.clone(), Some(connect)),
+                )
+                .await?;
+                let supervisor = Supervisor::start(etcd, resolved, events, status).await?;
+                tokio::spawn(supervisor.run(command_rx));
+                Ok::<_, Error>(())
+            }
+        };
+        handle
+            .spawn(start)
+            .await
+            .map_err(|e| Error::Etcd(format!("connect task failed: {e}")))??;
+
+        Ok(Client {
+            inner: Arc::new(Inner {
+                commands,
+                options: resolved,
+                defaults,
+                events,
+                status,
+                pid: std::process::id(),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Registers one service; returns once etcd has confirmed it.
+    pub async fn register(&self, service: &Service) -> Result<Registration> {
+        let mut regs = self.register_many(std::slice::from_ref(service)).await?;
+        regs.pop()
+            .ok_or_else(|| Error::Etcd("no registration returned".into()))
+    }
+
+    /// Registers many services at once, in transactions of at most 128
+    /// operations; all or nothing.
+    pub async fn register_many(&self, services: &[Service]) -> Result<Vec<Registration>> {
+        self.check_usable()?;
+        let mut entries = Vec::with_capacity(services.len());
+        for service in services {
+            let (key, value) = self.encode(service)?;
+            entries.push(NewEntry {
+                key,
+                name: service.name.clone(),
+                value,
+            });
+        }
+        let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        // Big batches take more round trips: give each 128 a full request timeout.
+        let rounds = entries
+            .len()
+            .div_ceil(crate::supervisor::MAX_TXN_OPS)
+            .max(1) as u32;
+        let budget = self.inner.options.request_timeout * rounds;
+        self.ask(budget, |deadline, reply| Command::Register {
+            entries,
+            deadline,
+            reply,
+        })
+        .await?;
+        Ok(keys
+            .into_iter()
+            .zip(services)
+            .map(|(key, service)| Registration {
+                client: self.clone(),
+                key,
+                service: Mutex::new(service.clone()),
+                done: AtomicBool::new(false),
+            })
+            .collect())
+    }
+
+    /// Revokes the lease: every registration of this client vanishes at once.
+    /// Bounded in time (about 2 s at most) even when etcd is dead.
+    pub async fn close(&self) -> Result<()> {
+        runtime::check_pid(self.inner.pid)?;
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let budget = self.inner.options.request_timeout.min(CLOSE_BUDGET);
+        match self
+            .ask_unchecked(budget, |deadline, reply| Command::Close { deadline, reply })
+            .await
+        {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A stream of this client's events, from now on.
+    pub fn events(&self) -> EventStream {
+        self.inner.events.subscribe()
+    }
+
+    /// Calls `callback` for every event, in order, on the library's runtime
+    /// thread. Keep it short and do not make blocking libregistry calls in it.
+    pub fn on_event<F>(&self, callback: F) -> Result<()>
+    where
+        F: Fn(&Event) + Send + 'static,
+    {
+        let mut stream = self.events();
+        runtime::handle()?.spawn(async move {
+            while let Some(event) = stream.next().await {
+                callback(&event);
+            }
+        });
+        Ok(())
+    }
+
+    /// The lease currently held (`None` while healing or after close).
+    pub fn lease_id(&self) -> Option<i64> {
+        Some(self.inner.status.lease_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    /// The TTL etcd granted for the lease, in seconds.
+    pub fn granted_ttl_secs(&self) -> u32 {
+        self.inner.status.granted_ttl_secs.load(Ordering::Relaxed)
+    }
+
+    /// Keepalive requests sent so far (one stream, one request every TTL/3).
+    pub fn keepalives_sent(&self) -> u64 {
+        self.inner.status.keepalives_sent.load(Ordering::Relaxed)
+    }
+
+    /// How many registrations the client currently holds.
+    pub fn registration_count(&self) -> u64 {
+        self.inner.status.registrations.load(Ordering::Relaxed)
+    }
+
+    /// The options in force (after environment and defaults).
+    pub fn options(&self) -> &Resolved {
+        &self.inner.options
+    }
+
+    /// The etcd key `service` is registered under by this client.
+    pub fn key_of(&self, service: &Service) -> String {
+        wire::key(&self.inner.options.prefix, &service.name, &service.addr)
+    }
+
+    /// Validates `service` and renders its key and value.
+    fn encode(&self, service: &Service) -> Result<(String, String)> {
+        let instance = service.resolve(&self.inner.defaults)?;
+        let value = wire::encode_value(&instance)?;
+        Ok((self.key_of(service), value))
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        runtime::check_pid(self.inner.pid)?;
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    async fn ask(
+        &self,
+        budget: Duration,
+        make: impl FnOnce(Instant, oneshot::Sender<Result<()>>) -> Command,
+    ) -> Result<()> {
+        self.check_usable()?;
+        self.ask_unchecked(budget, make).await
+    }
+
+    /// Sends a command and waits for its answer. The supervisor keeps the
+    /// deadline itself; we wait a little longer so that its answer, not our
+    /// timer, decides the outcome (a timed-out register must leave nothing).
+    async fn ask_unchecked(
+        &self,
+        budget: Duration,
+        make: impl FnOnce(Instant, oneshot::Sender<Result<()>>) -> Command,
+    ) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + budget;
+        self.inner
+            .commands
+            .send(make(deadline, reply))
+            .map_err(|_| Error::Closed)?;
+        match tokio::time::timeout(budget + Duration::from_secs(1), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout {
+                operation: "waiting for the registry engine",
+                after: budget,
+            }),
+        }
+    }
+
+    pub(crate) fn is_forked(&self) -> bool {
+        runtime::check_pid(self.inner.pid).is_err()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // In a forked child the runtime behind the channel does not exist.
+        if runtime::check_pid(self.pid).is_err() {
+            let commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().0);
+            std::mem::forget(commands);
+        }
+        // Otherwise dropping `commands` tells the supervisor to close.
+    }
+}
+
+/// One registered service. Dropping the handle leaves the registration in
+/// place (it lives as long as its client); call [`Registration::deregister`]
+/// to remove it.
+pub struct Registration {
+    client: Client,
+    key: String,
+    service: Mutex<Service>,
+    done: AtomicBool,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl Registration {
+    /// The etcd key, e.g. `/micro/127.0.0.1:4000`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The service as last registered or updated.
+    pub fn service(&self) -> Service {
+        self.service
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The client this registration belongs to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Changes metadata entries (as [`Service::set`]) and rewrites the value
+    /// in place: the key never disappears meanwhile. Set `weight` to 0 to drain.
+    pub async fn update<I, K, V>(&self, changes: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        if self.done.load(Ordering::SeqCst) {
+            return Err(Error::NotRegistered {
+                key: self.key.clone(),
+            });
+        }
+        let mut service = self.service();
+        for (k, v) in changes {
+            service.set(k.as_ref(), v)?;
+        }
+        let (_, value) = self.client.encode(&service)?;
+        *self.service.lock().unwrap_or_else(|p| p.into_inner()) = service;
+        let key = self.key.clone();
+        self.client
+            .ask(
+                self.client.inner.options.request_timeout,
+                |deadline, reply| Command::Update {
+                    key,
+                    value,
+                    deadline,
+                    reply,
+                },
+            )
+            .await
+    }
+
+    /// Deletes the key (one request) and stops healing it; returns once etcd
+    /// confirmed or the request timeout passed. Calling it again does nothing.
+    pub async fn deregister(&self) -> Result<()> {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let key = self.key.clone();
+        self.client
+            .ask(
+                self.client.inner.options.request_timeout,
+                |deadline, reply| Command::Deregister {
+                    key,
+                    deadline,
+                    reply,
+                },
+            )
+            .await
+    }
+}

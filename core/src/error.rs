@@ -1,0 +1,136 @@
+//! The one error type of the library, with a kind per failure a caller handles differently.
+
+use std::time::Duration;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong. The C ABI and Python map each variant to a
+/// status code / exception class of its own, so variants are never merged.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input was rejected before anything was sent; `field` names what was wrong.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The option, argument or metadata key that was wrong.
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// No etcd endpoint could be reached (or the cluster has no leader).
+    #[error("etcd unavailable: {0}")]
+    Unavailable(String),
+    /// etcd did not answer within the deadline.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// etcd refused the request for lack of permission.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// This client already holds a registration under this key.
+    #[error("already registered: {key}")]
+    AlreadyRegistered {
+        /// The etcd key.
+        key: String,
+    },
+    /// This registration was deregistered (or never existed in this client).
+    #[error("not registered: {key}")]
+    NotRegistered {
+        /// The etcd key.
+        key: String,
+    },
+    /// Another process wrote this key under its own lease; this client left it alone.
+    #[error("key {key} is held by another lease ({other_lease:x}); not overwritten")]
+    Conflict {
+        /// The etcd key.
+        key: String,
+        /// The lease of the process that now holds the key.
+        other_lease: i64,
+    },
+    /// The client (or the registration) has been closed.
+    #[error("client is closed")]
+    Closed,
+    /// The client was created in a parent process before `fork()`; make a new one in the child.
+    #[error("client was created in process {created_in} before fork(); create a new client in this process ({now_in})")]
+    Forked {
+        /// PID of the process that created the client.
+        created_in: u32,
+        /// PID of the calling process.
+        now_in: u32,
+    },
+    /// A blocking call was made from inside an async runtime, where it would deadlock.
+    #[error("blocking libregistry call made inside an async runtime; use the async API instead")]
+    InsideRuntime,
+    /// Any other error reported by etcd.
+    #[error("etcd error: {0}")]
+    Etcd(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether retrying later might succeed (the cause is etcd's health, not the request).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Timeout { .. })
+    }
+}
+
+impl From<etcd_client::Error> for Error {
+    fn from(err: etcd_client::Error) -> Self {
+        use etcd_client::Error as E;
+        use tonic::Code;
+        match err {
+            E::GRpcStatus(status) => {
+                let msg = status.message().to_string();
+                match status.code() {
+                    Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Aborted => {
+                        Error::Unavailable(if msg.is_empty() {
+                            status.code().to_string()
+                        } else {
+                            msg
+                        })
+                    }
+                    Code::DeadlineExceeded => Error::Timeout {
+                        operation: "etcd request",
+                        after: Duration::ZERO,
+                    },
+                    Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied(msg),
+                    Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+                        Error::invalid("request", msg)
+                    }
+                    _ => Error::Etcd(format!("{}: {msg}", status.code())),
+                }
+            }
+            E::TransportError(e) => Error::Unavailable(e.to_string()),
+            E::IoError(e) => Error::Unavailable(e.to_string()),
+            E::InvalidUri(e) => Error::invalid("endpoints", e.to_string()),
+            E::InvalidArgs(e) => Error::invalid("request", e),
+            other => Error::Etcd(other.to_string()),
+        }
+    }
+}
+
+/// Runs `fut` with a deadline, mapping expiry to [`Error::Timeout`] and etcd errors to ours.
+pub(crate) async fn deadline<T>(
+    operation: &'static str,
+    after: Duration,
+    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(result) => result.map_err(|e| match Error::from(e) {
+            Error::Timeout { .. } => Error::Timeout { operation, after },
+            other => other,
+        }),
+        Err(_) => Err(Error::Timeout { operation, after }),
+    }
+}

@@ -1,0 +1,133 @@
+//! Every state change of a client is an [`Event`], delivered to subscribers in order.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+/// Why the client considers its lease lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// etcd answered a keepalive with TTL 0: the lease expired or was revoked.
+    Expired,
+    /// etcd does not know the lease (for example, its data was wiped).
+    NotFound,
+    /// No keepalive answer arrived within the deadline.
+    Timeout,
+    /// The keepalive stream broke or could not be opened.
+    StreamBroken(String),
+}
+
+impl std::fmt::Display for LostReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LostReason::Expired => f.write_str("lease expired or revoked"),
+            LostReason::NotFound => f.write_str("lease not found"),
+            LostReason::Timeout => f.write_str("keepalive timed out"),
+            LostReason::StreamBroken(why) => write!(f, "keepalive stream broken: {why}"),
+        }
+    }
+}
+
+/// A state change of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A registration was confirmed by etcd.
+    Registered {
+        /// The etcd key.
+        key: String,
+    },
+    /// The client's lease was lost; every registration is being put back.
+    LeaseLost {
+        /// The lost lease.
+        lease_id: i64,
+        /// Why it counts as lost.
+        reason: LostReason,
+    },
+    /// All registrations are back in etcd under a new lease.
+    Restored {
+        /// The new lease.
+        lease_id: i64,
+        /// How many registrations were restored.
+        registrations: usize,
+        /// From the loss being noticed to everything being back.
+        outage: Duration,
+    },
+    /// A key deleted by someone else was put back.
+    KeyRestored {
+        /// The etcd key.
+        key: String,
+    },
+    /// A registration was removed by `deregister`.
+    Deregistered {
+        /// The etcd key.
+        key: String,
+    },
+    /// Another process wrote this key under its own lease; it is left to them.
+    Conflict {
+        /// The etcd key.
+        key: String,
+        /// The other process's lease.
+        other_lease: i64,
+    },
+    /// The client was closed and its lease revoked.
+    Closed,
+}
+
+/// Fan-out of events to any number of subscribers; a subscriber that has
+/// gone away is dropped on the next event. Unbounded so the engine never
+/// waits on a slow reader and no event is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct EventBus {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Event>>>>,
+}
+
+impl EventBus {
+    pub(crate) fn subscribe(&self) -> EventStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().push(tx);
+        EventStream { rx }
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        let mut subs = self.lock();
+        if subs.is_empty() {
+            return;
+        }
+        subs.retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<Event>>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The events of one client, in the order they happened.
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the client is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is waiting, without blocking.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Blocks the calling (non-async) thread for the next event, up to `timeout`.
+    pub fn next_blocking(&mut self, timeout: Duration) -> crate::Result<Option<Event>> {
+        crate::runtime::block_on(async {
+            tokio::time::timeout(timeout, self.rx.recv())
+                .await
+                .unwrap_or(None)
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! libregistry: register services in etcd the way gRPC-go's resolver reads
+//! them, and never lose a registration while the process lives.
+//!
+//! ```no_run
+//! use libregistry::{blocking, Options, Service};
+//! let client = blocking::Client::connect(Options::new().ttl_secs(10))?;
+//! let reg = client.register(&Service::new("micro", "127.0.0.1:4000").region("beijing"))?;
+//! assert_eq!(reg.key(), "/micro/127.0.0.1:4000");
+//! reg.update([("weight", "0")])?; // drain
+//! reg.deregister()?;
+//! client.close()?; // revokes the lease: everything of this client vanishes at once
+//! # Ok::<(), libregistry::Error>(())
+//! ```
+//!
+//! Modules, one concept each: [`options`] (configuration), [`service`]
+//! (what is registered, validation), [`wire`] (key and value format),
+//! `runtime` (the process's tokio runtime), `keepalive` (the lease's
+//! keepalive loop), `supervisor` (writes and heals registrations),
+//! [`events`], [`client`] (async API) and [`blocking`].
+
+#![warn(missing_docs)]
+
+pub mod blocking;
+pub mod client;
+mod error;
+pub mod events;
+mod keepalive;
+pub mod options;
+mod runtime;
+pub mod service;
+mod supervisor;
+pub mod timefmt;
+pub mod wire;
+
+pub use client::{Client, Registration};
+pub use error::{Error, Result};
+pub use events::{Event, EventStream, LostReason};
+pub use options::Options;
+pub use service::Service;
+
+/// This library's version, registered as `frameVersion`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,238 @@
+//! Client options: explicit values win, then `REGISTRY_*` environment variables, then defaults.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// etcd raises any lease TTL below this to this; we refuse it instead of being surprised.
+pub const MIN_TTL_SECS: u32 = 2;
+/// Default lease TTL.
+pub const DEFAULT_TTL_SECS: u32 = 10;
+/// Default endpoint when neither the API nor `REGISTRY_ENDPOINTS` names one.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
+/// Default deadline of every request to etcd.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach etcd and how to behave there. Unset fields fall back to the
+/// environment (`REGISTRY_ENDPOINTS`, `REGISTRY_TTL`, `REGISTRY_PREFIX`), then defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    endpoints: Option<Vec<String>>,
+    ttl_secs: Option<u32>,
+    prefix: Option<String>,
+    request_timeout: Option<Duration>,
+    heal_deleted_keys: Option<bool>,
+}
+
+impl Options {
+    /// Options with nothing set: everything comes from the environment or defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// etcd endpoints, e.g. `["http://127.0.0.1:2379"]`. Overrides `REGISTRY_ENDPOINTS`.
+    pub fn endpoints<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.endpoints = Some(endpoints.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Endpoints from one comma-separated string, as `REGISTRY_ENDPOINTS` is written.
+    pub fn endpoints_csv(self, csv: &str) -> Self {
+        self.endpoints(split_csv(csv))
+    }
+
+    /// Lease TTL in seconds (at least 2). Overrides `REGISTRY_TTL`.
+    pub fn ttl_secs(mut self, ttl_secs: u32) -> Self {
+        self.ttl_secs = Some(ttl_secs);
+        self
+    }
+
+    /// Key prefix: empty, or starting with `/` without a trailing `/`. Overrides `REGISTRY_PREFIX`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Deadline of each request to etcd (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether a key deleted by someone else while the lease lives is put back (default true).
+    pub fn heal_deleted_keys(mut self, heal: bool) -> Self {
+        self.heal_deleted_keys = Some(heal);
+        self
+    }
+
+    /// Fills every unset field from the environment and defaults, and validates the result.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let endpoints = match &self.endpoints {
+            Some(list) => list.clone(),
+            None => match env("REGISTRY_ENDPOINTS") {
+                Some(csv) => split_csv(&csv),
+                None => vec![DEFAULT_ENDPOINT.to_string()],
+            },
+        };
+        let field = if self.endpoints.is_some() {
+            "endpoints"
+        } else {
+            "REGISTRY_ENDPOINTS"
+        };
+        if endpoints.is_empty() {
+            return Err(Error::invalid(field, "no endpoint given"));
+        }
+        for endpoint in &endpoints {
+            validate_endpoint(endpoint).map_err(|reason| Error::invalid(field, reason))?;
+        }
+
+        let ttl_secs = match self.ttl_secs {
+            Some(ttl) => ttl,
+            None => match env("REGISTRY_TTL") {
+                Some(text) => text.parse().map_err(|_| {
+                    Error::invalid(
+                        "REGISTRY_TTL",
+                        format!("{text:?} is not a whole number of seconds"),
+                    )
+                })?,
+                None => DEFAULT_TTL_SECS,
+            },
+        };
+        if ttl_secs < MIN_TTL_SECS {
+            return Err(Error::invalid(
+                "ttl",
+                format!("{ttl_secs} s is below etcd's minimum lease TTL of {MIN_TTL_SECS} s"),
+            ));
+        }
+
+        let prefix = match &self.prefix {
+            Some(p) => p.clone(),
+            None => env("REGISTRY_PREFIX").unwrap_or_default(),
+        };
+        validate_prefix(&prefix).map_err(|reason| Error::invalid("prefix", reason))?;
+
+        let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        if request_timeout < Duration::from_millis(10) {
+            return Err(Error::invalid(
+                "request_timeout",
+                format!("{request_timeout:?} is too short (at least 10 ms)"),
+            ));
+        }
+
+        Ok(Resolved {
+            endpoints,
+            ttl_secs,
+            prefix,
+            request_timeout,
+            heal_deleted_keys: self.heal_deleted_keys.unwrap_or(true),
+        })
+    }
+}
+
+/// Options with every field decided and validated.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// etcd endpoints.
+    pub endpoints: Vec<String>,
+    /// Requested lease TTL in seconds.
+    pub ttl_secs: u32,
+    /// Key prefix (empty or `/...`).
+    pub prefix: String,
+    /// Deadline of each request.
+    pub request_timeout: Duration,
+    /// Put back keys deleted by someone else.
+    pub heal_deleted_keys: bool,
+}
+
+/// Reads a variable, treating empty as unset.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn split_csv(csv: &str) -> Vec<String> {
+    csv.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn validate_endpoint(endpoint: &str) -> std::result::Result<(), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(|| format!("{endpoint:?} must start with http:// or https://"))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(format!("{endpoint:?} must be scheme://host:port"));
+    }
+    Ok(())
+}
+
+fn validate_prefix(prefix: &str) -> std::result::Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if !prefix.starts_with('/') {
+        return Err(format!("{prefix:?} must start with '/'"));
+    }
+    if prefix.ends_with('/') {
+        return Err(format!("{prefix:?} must not end with '/'"));
+    }
+    if prefix.len() > 256 {
+        return Err("longer than 256 bytes".into());
+    }
+    for segment in prefix[1..].split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!("{prefix:?} has an empty, '.' or '..' segment"));
+        }
+        if !segment.bytes().all(crate::service::is_name_byte) {
+            return Err(format!(
+                "{prefix:?} may only hold [A-Za-z0-9._-] between slashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_below_etcd_floor_is_refused_with_the_field_named() {
+        let err = Options::new()
+            .endpoints(["http://x:1"])
+            .ttl_secs(1)
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid ttl"), "{err}");
+    }
+
+    #[test]
+    fn prefix_rules() {
+        for good in ["", "/svc", "/a/b"] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["svc", "/svc/", "/a//b", "/../x", "/a b"] {
+            assert!(validate_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_need_a_scheme() {
+        let err = Options::new()
+            .endpoints(["127.0.0.1:2379"])
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid endpoints"), "{err}");
+        assert!(Options::new()
+            .endpoints_csv("http://a:1, https://b:2")
+            .resolve()
+            .is_ok());
+    }
+}

@@ -1,0 +1,63 @@
+//! The one tokio runtime of the process, created lazily, rebuilt after `fork()`.
+//!
+//! C and Python callers never see async: blocking entry points go through
+//! [`block_on`], which refuses to run inside another runtime instead of deadlocking.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::runtime::{Handle, Runtime};
+
+use crate::error::{Error, Result};
+
+/// Worker threads of the runtime: the engine is I/O bound, one is plenty.
+const WORKER_THREADS: usize = 1;
+/// Threads tokio may add for blocking work (DNS lookups of endpoint host names).
+const MAX_BLOCKING_THREADS: usize = 1;
+
+/// The runtime and the PID that built it. A runtime inherited through `fork()`
+/// has no threads in the child, so it is leaked and a new one is built.
+static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+
+/// The process's runtime handle, building the runtime on first use.
+pub(crate) fn handle() -> Result<Handle> {
+    let pid = std::process::id();
+    let mut slot = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((owner, rt)) = *slot {
+        if owner == pid {
+            return Ok(rt.handle().clone());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_name("libregistry")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Etcd(format!("cannot start the libregistry runtime: {e}")))?;
+    // Leaked on purpose: it lives as long as the process, and dropping an
+    // inherited one in a forked child would wait for threads that do not exist.
+    let rt: &'static Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt.handle().clone())
+}
+
+/// Runs `fut` to completion on the library runtime from a plain (non-async) thread.
+pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
+    if Handle::try_current().is_ok() {
+        return Err(Error::InsideRuntime);
+    }
+    Ok(handle()?.block_on(fut))
+}
+
+/// Fails with [`Error::Forked`] when called in a child of the process that made `created_in`.
+pub(crate) fn check_pid(created_in: u32) -> Result<()> {
+    let now_in = std::process::id();
+    if now_in == created_in {
+        Ok(())
+    } else {
+        Err(Error::Forked { created_in, now_in })
+    }
+}

@@ -1,0 +1,444 @@
+//! What a provider registers: its name, address and the seed's metadata, validated.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::options::env;
+use crate::timefmt;
+
+/// Longest service name.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest metadata key.
+pub const MAX_METADATA_KEY_LEN: usize = 64;
+/// Largest weight; 0 means "registered but send no traffic".
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Default weight.
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// Default protocol.
+pub const DEFAULT_SCHEME: &str = "grpc";
+
+/// Keys the library derives itself; callers may not set them.
+const DERIVED_KEYS: [&str; 4] = ["ip", "port", "frameVersion", "startTime"];
+
+/// A service instance to register: name, address and metadata. Setters never
+/// fail; everything is validated when the service is registered, with an
+/// error naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub(crate) name: String,
+    pub(crate) addr: String,
+    pub(crate) env: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) zone: Option<String>,
+    pub(crate) scheme: Option<String>,
+    pub(crate) weight: Option<WeightInput>,
+    pub(crate) deployment: Option<String>,
+    pub(crate) app_version: Option<String>,
+    pub(crate) build_time: Option<String>,
+    pub(crate) extra: BTreeMap<String, String>,
+}
+
+/// A weight as given: a number from Rust, or text from C, Python or the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WeightInput {
+    Number(u32),
+    Text(String),
+}
+
+impl Service {
+    /// A service `name` (1..=128 of `[A-Za-z0-9._-]`) at `addr` (`host:port`).
+    pub fn new(name: impl Into<String>, addr: impl Into<String>) -> Self {
+        Service {
+            name: name.into(),
+            addr: addr.into(),
+            env: None,
+            region: None,
+            zone: None,
+            scheme: None,
+            weight: None,
+            deployment: None,
+            app_version: None,
+            build_time: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address, `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Environment (`env`), e.g. `dev`.
+    pub fn env(mut self, value: impl Into<String>) -> Self {
+        self.env = Some(value.into());
+        self
+    }
+    /// Region (`region`), e.g. `beijing`.
+    pub fn region(mut self, value: impl Into<String>) -> Self {
+        self.region = Some(value.into());
+        self
+    }
+    /// Availability zone (`zone`), e.g. `zone1`.
+    pub fn zone(mut self, value: impl Into<String>) -> Self {
+        self.zone = Some(value.into());
+        self
+    }
+    /// Protocol (`scheme`), default `grpc`.
+    pub fn scheme(mut self, value: impl Into<String>) -> Self {
+        self.scheme = Some(value.into());
+        self
+    }
+    /// Weight 0..=10000 (`weight`), default 100; 0 means "send no traffic".
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = Some(WeightInput::Number(weight));
+        self
+    }
+    /// Deployment group (`deployment`), e.g. `red`.
+    pub fn deployment(mut self, value: impl Into<String>) -> Self {
+        self.deployment = Some(value.into());
+        self
+    }
+    /// Application version (`appVersion`).
+    pub fn app_version(mut self, value: impl Into<String>) -> Self {
+        self.app_version = Some(value.into());
+        self
+    }
+    /// Build time (`buildTime`), RFC 3339.
+    pub fn build_time(mut self, value: impl Into<String>) -> Self {
+        self.build_time = Some(value.into());
+        self
+    }
+
+    /// Sets a metadata entry by its wire name: one of the seed's fields
+    /// (`env`, `region`, `zone`, `scheme`, `weight`, `deployment`, `appVersion`,
+    /// `buildTime`) or any extra key. The key is checked now; the value when registering.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) -> Result<()> {
+        let value = value.into();
+        match key {
+            "env" => self.env = Some(value),
+            "region" => self.region = Some(value),
+            "zone" => self.zone = Some(value),
+            "scheme" => self.scheme = Some(value),
+            "weight" => self.weight = Some(WeightInput::Text(value)),
+            "deployment" => self.deployment = Some(value),
+            "appVersion" => self.app_version = Some(value),
+            "buildTime" => self.build_time = Some(value),
+            _ => {
+                validate_metadata_key(key)?;
+                self.extra.insert(key.to_string(), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builder form of [`Service::set`].
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self> {
+        self.set(key, value)?;
+        Ok(self)
+    }
+}
+
+/// Metadata defaults taken from `REGISTRY_*` once, when a client is created.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EnvDefaults {
+    env: Option<String>,
+    region: Option<String>,
+    zone: Option<String>,
+    deployment: Option<String>,
+    scheme: Option<String>,
+    weight: Option<String>,
+    app_version: Option<String>,
+    build_time: Option<String>,
+}
+
+impl EnvDefaults {
+    pub(crate) fn from_env() -> Result<Self> {
+        let defaults = EnvDefaults {
+            env: env("REGISTRY_ENV"),
+            region: env("REGISTRY_REGION"),
+            zone: env("REGISTRY_ZONE"),
+            deployment: env("REGISTRY_DEPLOYMENT"),
+            scheme: env("REGISTRY_SCHEME"),
+            weight: env("REGISTRY_WEIGHT"),
+            app_version: env("REGISTRY_APP_VERSION"),
+            build_time: env("REGISTRY_BUILD_TIME"),
+        };
+        // Fail at client creation, naming the variable, rather than at every register.
+        if let Some(w) = &defaults.weight {
+            parse_weight("REGISTRY_WEIGHT", w)?;
+        }
+        if let Some(t) = &defaults.build_time {
+            check_rfc3339("REGISTRY_BUILD_TIME", t)?;
+        }
+        Ok(defaults)
+    }
+}
+
+/// A service with every field decided and checked: what goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Service name.
+    pub name: String,
+    /// `host:port`.
+    pub addr: String,
+    /// Metadata in wire order (see [`crate::wire`]).
+    pub metadata: Vec<(String, MetaValue)>,
+}
+
+/// A metadata value: `port` and `weight` are JSON numbers, the rest strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaValue {
+    /// A JSON number.
+    Number(u64),
+    /// A JSON string.
+    Text(String),
+}
+
+impl Service {
+    /// Validates the service and fills defaults (API value, then environment, then built-in).
+    pub(crate) fn resolve(&self, defaults: &EnvDefaults) -> Result<Instance> {
+        validate_name(&self.name)?;
+        let (host, port) = split_addr(&self.addr)?;
+        let pick = |api: &Option<String>, env: &Option<String>| api.clone().or_else(|| env.clone());
+
+        let weight = match (&self.weight, &defaults.weight) {
+            (Some(WeightInput::Number(w)), _) => check_weight("weight", *w)?,
+            (Some(WeightInput::Text(t)), _) => parse_weight("weight", t)?,
+            (None, Some(t)) => parse_weight("REGISTRY_WEIGHT", t)?,
+            (None, None) => DEFAULT_WEIGHT,
+        };
+        let build_time = pick(&self.build_time, &defaults.build_time);
+        if let Some(t) = &build_time {
+            check_rfc3339("buildTime", t)?;
+        }
+
+        let mut metadata = Vec::with_capacity(12 + self.extra.len());
+        let mut text = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                metadata.push((key.to_string(), MetaValue::Text(v)));
+            }
+        };
+        text("env", pick(&self.env, &defaults.env));
+        text("region", pick(&self.region, &defaults.region));
+        text("zone", pick(&self.zone, &defaults.zone));
+        text("ip", Some(host));
+        metadata.push(("port".into(), MetaValue::Number(port.into())));
+        let scheme = pick(&self.scheme, &defaults.scheme).unwrap_or_else(|| DEFAULT_SCHEME.into());
+        metadata.push(("scheme".into(), MetaValue::Text(scheme)));
+        metadata.push(("weight".into(), MetaValue::Number(weight.into())));
+        let mut text = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                metadata.push((key.to_string(), MetaValue::Text(v)));
+            }
+        };
+        text("deployment", pick(&self.deployment, &defaults.deployment));
+        text("frameVersion", Some(crate::VERSION.to_string()));
+        text("appVersion", pick(&self.app_version, &defaults.app_version));
+        text("buildTime", build_time);
+        text("startTime", Some(timefmt::process_start_time().to_string()));
+        for (key, value) in &self.extra {
+            validate_metadata_key(key)?;
+            text(key, Some(value.clone()));
+        }
+        Ok(Instance {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            metadata,
+        })
+    }
+}
+
+/// Bytes allowed in names, metadata keys and prefix segments.
+pub(crate) fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            "name",
+            format!("{name:?} must be 1..={MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !name.bytes().all(is_name_byte) {
+        return Err(Error::invalid(
+            "name",
+            format!("{name:?} may only hold [A-Za-z0-9._-]"),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::invalid("name", format!("{name:?} is not a name")));
+    }
+    Ok(())
+}
+
+fn validate_metadata_key(key: &str) -> Result<()> {
+    let field = format!("metadata key {key:?}");
+    if key.is_empty() || key.len() > MAX_METADATA_KEY_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1..={MAX_METADATA_KEY_LEN} characters"),
+        ));
+    }
+    if !key.bytes().all(is_name_byte) {
+        return Err(Error::invalid(field, "may only hold [A-Za-z0-9._-]"));
+    }
+    if DERIVED_KEYS.contains(&key) {
+        return Err(Error::invalid(
+            field,
+            "is set by the library and cannot be given",
+        ));
+    }
+    Ok(())
+}
+
+fn check_weight(field: &str, weight: u32) -> Result<u32> {
+    if weight > MAX_WEIGHT {
+        return Err(Error::invalid(
+            field,
+            format!("{weight} is outside 0..={MAX_WEIGHT}"),
+        ));
+    }
+    Ok(weight)
+}
+
+fn parse_weight(field: &str, text: &str) -> Result<u32> {
+    let weight = text.trim().parse::<u32>().map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{text:?} is not an integer in 0..={MAX_WEIGHT}"),
+        )
+    })?;
+    check_weight(field, weight)
+}
+
+fn check_rfc3339(field: &str, text: &str) -> Result<()> {
+    if timefmt::is_rfc3339(text) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{text:?} is not an RFC 3339 time such as 2020-10-14T10:00:00Z"),
+        ))
+    }
+}
+
+/// Splits and checks `host:port`: IPv4, bracketed IPv6 or a DNS name, port 1..=65535.
+/// Returns the host as it belongs in `ip` (IPv6 without brackets).
+pub(crate) fn split_addr(addr: &str) -> Result<(String, u16)> {
+    let bad = |reason: &str| Error::invalid("addr", format!("{addr:?} {reason}"));
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (v6, port) = rest
+            .split_once("]:")
+            .ok_or_else(|| bad("must be [ipv6]:port"))?;
+        v6.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| bad("holds an invalid IPv6 address"))?;
+        (v6.to_string(), port)
+    } else {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| bad("must be host:port"))?;
+        if host.contains(':') {
+            return Err(bad("must put an IPv6 address in brackets: [::1]:port"));
+        }
+        if host.parse::<std::net::Ipv4Addr>().is_err() && !is_dns_name(host) {
+            return Err(bad("holds neither an IPv4 address nor a DNS name"));
+        }
+        (host.to_string(), port)
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad("must end in a port 1..=65535"))?;
+    Ok((host, port))
+}
+
+fn is_dns_name(host: &str) -> bool {
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    // A name made only of digits and dots is a malformed IPv4 address, not a name.
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return false;
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(err: Error) -> String {
+        match err {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("expected InvalidArgument, got {other}"),
+        }
+    }
+
+    #[test]
+    fn names_reject_key_escape_and_spaces() {
+        for bad in ["", "a/b", "..", "a b", "ä", &"x".repeat(129)] {
+            assert_eq!(field_of(validate_name(bad).unwrap_err()), "name", "{bad}");
+        }
+        for good in ["micro", "a.b-c_d", &"x".repeat(128)] {
+            validate_name(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            split_addr("127.0.0.1:4000").unwrap(),
+            ("127.0.0.1".into(), 4000)
+        );
+        assert_eq!(split_addr("[::1]:80").unwrap(), ("::1".into(), 80));
+        assert_eq!(split_addr("svc.example-1.com:65535").unwrap().1, 65535);
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "127.0.0.1:65536",
+            "::1:80",
+            "[::1]80",
+            "a b:1",
+            "999.1.1.1:1",
+            "/x:1",
+            "h:-1",
+        ] {
+            assert_eq!(field_of(split_addr(bad).unwrap_err()), "addr", "{bad}");
+        }
+    }
+
+    #[test]
+    fn weight_and_keys_are_checked_with_the_field_named() {
+        let d = EnvDefaults::default();
+        let err = Service::new("a", "h:1")
+            .weight(10_001)
+            .resolve(&d)
+            .unwrap_err();
+        assert_eq!(field_of(err), "weight");
+        let mut s = Service::new("a", "h:1");
+        s.set("weight", "heavy").unwrap();
+        assert_eq!(field_of(s.resolve(&d).unwrap_err()), "weight");
+        assert!(field_of(s.set("ip", "1.2.3.4").unwrap_err()).contains("ip"));
+        assert!(field_of(s.set("a/b", "x").unwrap_err()).contains("a/b"));
+        let err = Service::new("a", "h:1")
+            .build_time("yesterday")
+            .resolve(&d)
+            .unwrap_err();
+        assert_eq!(field_of(err), "buildTime");
+    }
+}
