@@ -390,7 +390,15 @@ impl Supervisor {
             self.open_watch(read_rev + 1).await?;
         }
         if !self.dirty.is_empty() {
-            self.reconcile_dirty().await?;
+            if let Err(e) = self.reconcile_dirty().await {
+                // Our lease vanished (revoked, or etcd wiped) before keepalive noticed.
+                if let (Error::Etcd(m), Some(lease)) = (&e, self.lease) {
+                    if is_lease_missing(m) {
+                        self.on_lease_lost(lease.id, LostReason::NotFound);
+                    }
+                }
+                return Err(e);
+            }
         }
         if !self.orphans.is_empty() {
             self.delete_orphans().await?;
