@@ -89,6 +89,12 @@ async fn keep(
                 }
                 continue;
             }
+            // Between requests the stream should be silent: anything here means
+            // the connection broke, and we want to know now, not at the next tick.
+            unexpected = stream.message() => match answer_status(unexpected) {
+                Some(reason) => return Some(reason),
+                None => continue,
+            },
         }
         if let Err(e) = keeper.keep_alive().await {
             return Some(LostReason::StreamBroken(e.to_string()));
@@ -96,12 +102,25 @@ async fn keep(
         sent.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(answer_deadline, stream.message()).await {
             Err(_) => return Some(LostReason::Timeout),
-            Ok(Err(e)) => return Some(classify(e)),
-            Ok(Ok(None)) => return Some(LostReason::StreamBroken("closed by etcd".into())),
-            // A revoked or expired lease is an answer with TTL 0, not an error.
-            Ok(Ok(Some(answer))) if answer.ttl() <= 0 => return Some(LostReason::Expired),
-            Ok(Ok(Some(_))) => {}
+            Ok(answer) => {
+                if let Some(reason) = answer_status(answer) {
+                    return Some(reason);
+                }
+            }
         }
+    }
+}
+
+/// `None` when the answer shows a living lease, else why it is lost.
+fn answer_status(
+    answer: Result<Option<etcd_client::LeaseKeepAliveResponse>, etcd_client::Error>,
+) -> Option<LostReason> {
+    match answer {
+        Err(e) => Some(classify(e)),
+        Ok(None) => Some(LostReason::StreamBroken("closed by etcd".into())),
+        // A revoked or expired lease is an answer with TTL 0, not an error.
+        Ok(Some(answer)) if answer.ttl() <= 0 => Some(LostReason::Expired),
+        Ok(Some(_)) => None,
     }
 }
 

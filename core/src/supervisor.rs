@@ -109,6 +109,8 @@ pub(crate) struct Supervisor {
     orphans: BTreeSet<String>,
     /// Leases we held before; keys still under them are ours to take back.
     former_leases: Vec<i64>,
+    /// Former leases not yet confirmed revoked.
+    leases_to_revoke: Vec<i64>,
     watch: Option<WatchStream>,
     watch_covers_prefix: bool,
     /// When the current outage began (lease lost or watch broken).
@@ -147,6 +149,7 @@ impl Supervisor {
             dirty: BTreeSet::new(),
             orphans: BTreeSet::new(),
             former_leases: Vec::new(),
+            leases_to_revoke: Vec::new(),
             watch: None,
             watch_covers_prefix: false,
             outage_since: None,
@@ -268,6 +271,7 @@ impl Supervisor {
         self.lease.is_none()
             || !self.dirty.is_empty()
             || !self.orphans.is_empty()
+            || !self.leases_to_revoke.is_empty()
             || (self.watch.is_none() && !self.names.is_empty())
     }
 
@@ -320,7 +324,9 @@ impl Supervisor {
         if self.former_leases.len() > 16 {
             self.former_leases.remove(0);
         }
-        self.revoke_in_background(id);
+        // A lease we gave up on may still live (a timeout is not a death):
+        // revoke it once etcd answers, so its keys cannot outlive this process.
+        self.leases_to_revoke.push(id);
         self.start_outage();
         self.events.emit(Event::LeaseLost {
             lease_id: id,
@@ -328,16 +334,6 @@ impl Supervisor {
         });
         self.backoff = FIRST_BACKOFF;
         self.heal_soon();
-    }
-
-    /// A lease we gave up on may still live (a timeout is not a death): revoke
-    /// it so its keys cannot outlive this process, without waiting for it.
-    fn revoke_in_background(&self, id: i64) {
-        let mut lease = self.etcd.lease_client();
-        let budget = self.opts.request_timeout;
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(budget, lease.revoke(id)).await;
-        });
     }
 
     // ----- healing -----------------------------------------------------------
@@ -402,6 +398,16 @@ impl Supervisor {
         }
         if !self.orphans.is_empty() {
             self.delete_orphans().await?;
+        }
+        // Last: every live key has moved to the current lease by now.
+        while let Some(&id) = self.leases_to_revoke.last() {
+            let mut lease = self.etcd.lease_client();
+            match deadline("revoking a former lease", self.opts.request_timeout, lease.revoke(id)).await {
+                Ok(_) => {}
+                Err(Error::Etcd(m)) if is_lease_missing(&m) => {}
+                Err(e) => return Err(e),
+            }
+            self.leases_to_revoke.pop();
         }
         Ok(())
     }
