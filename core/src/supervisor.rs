@@ -402,7 +402,13 @@ impl Supervisor {
         // Last: every live key has moved to the current lease by now.
         while let Some(&id) = self.leases_to_revoke.last() {
             let mut lease = self.etcd.lease_client();
-            match deadline("revoking a former lease", self.opts.request_timeout, lease.revoke(id)).await {
+            match deadline(
+                "revoking a former lease",
+                self.opts.request_timeout,
+                lease.revoke(id),
+            )
+            .await
+            {
                 Ok(_) => {}
                 Err(Error::Etcd(m)) if is_lease_missing(&m) => {}
                 Err(e) => return Err(e),
