@@ -442,3 +442,33 @@ mod tests {
         assert_eq!(field_of(err), "buildTime");
     }
 }
+
+#[cfg(test)]
+mod precedence_tests {
+    use super::*;
+
+    #[test]
+    fn api_values_win_over_the_environment() {
+        let defaults = EnvDefaults {
+            region: Some("env-region".into()),
+            zone: Some("env-zone".into()),
+            weight: Some("7".into()),
+            ..EnvDefaults::default()
+        };
+        let instance = Service::new("a", "h:1")
+            .region("api-region")
+            .resolve(&defaults)
+            .unwrap();
+        let get = |k: &str| {
+            instance
+                .metadata
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("region"), Some(MetaValue::Text("api-region".into())));
+        assert_eq!(get("zone"), Some(MetaValue::Text("env-zone".into())));
+        assert_eq!(get("weight"), Some(MetaValue::Number(7)));
+        assert_eq!(get("env"), None, "unset optional fields are left out");
+    }
+}

@@ -69,3 +69,37 @@ pub fn encode_value(instance: &Instance) -> crate::Result<String> {
     }
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_bytes_of_the_seed_example() {
+        let instance = Instance {
+            name: "micro".into(),
+            addr: "127.0.0.1:4000".into(),
+            metadata: vec![
+                ("region".into(), MetaValue::Text("beijing".into())),
+                ("ip".into(), MetaValue::Text("127.0.0.1".into())),
+                ("port".into(), MetaValue::Number(4000)),
+                ("weight".into(), MetaValue::Number(100)),
+            ],
+        };
+        assert_eq!(key("", "micro", "127.0.0.1:4000"), "/micro/127.0.0.1:4000");
+        assert_eq!(
+            key("/prod", "micro", "127.0.0.1:4000"),
+            "/prod/micro/127.0.0.1:4000"
+        );
+        assert_eq!(
+            encode_value(&instance).unwrap(),
+            r#"{"Addr":"127.0.0.1:4000","ServerName":"micro","Attributes":null,"Type":0,"Metadata":{"region":"beijing","ip":"127.0.0.1","port":4000,"weight":100}}"#
+        );
+    }
+
+    #[test]
+    fn service_prefix_keeps_similar_names_apart() {
+        assert_eq!(service_prefix("", "foo"), "/foo/");
+        assert!(!key("", "foo_other", "h:1").starts_with(&service_prefix("", "foo")));
+    }
+}

