@@ -36,6 +36,7 @@ pub use client::{Client, Registration};
 pub use error::{Error, Result};
 pub use events::{Event, EventStream, LostReason};
 pub use options::Options;
+pub use runtime::spawn;
 pub use service::Service;
 
 /// This library's version, registered as `frameVersion`.

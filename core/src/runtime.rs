@@ -61,3 +61,13 @@ pub(crate) fn check_pid(created_in: u32) -> Result<()> {
         Err(Error::Forked { created_in, now_in })
     }
 }
+
+/// Runs `fut` on the library runtime and returns its join handle, for
+/// bindings that wait in their own way (polling for Ctrl-C, asyncio).
+pub fn spawn<F>(fut: F) -> Result<tokio::task::JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(handle()?.spawn(fut))
+}
