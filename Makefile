@@ -5,7 +5,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi
 
 setup:
 	@scripts/setup.sh
@@ -38,3 +38,33 @@ test-34:
 
 clean:
 	$(CARGO) clean
+
+## Register latency through the C ABI next to the Rust core's (release build).
+bench-ffi: setup
+	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-ffi --bench register_latency
+
+## Regenerates include/registry.h with the pinned cbindgen (commit the result).
+header:
+	REGISTRY_UPDATE_HEADER=1 $(CARGO) test -q -p libregistry-ffi --test header
+
+## Installs libregistry.{so,a}, the headers, registry.pc and the CMake package under PREFIX.
+PREFIX ?= /usr/local
+PROFILE ?= release
+PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+install: setup
+	$(CARGO) build --profile $(PROFILE) -p libregistry-ffi
+	$(MAKE) install-files
+
+LIB_DIR ?= target/$(PROFILE_DIR)
+
+install-files:
+	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/lib/cmake/registry $(PREFIX)/include
+	install -m 755 $(LIB_DIR)/libregistry.so $(PREFIX)/lib/
+	install -m 644 $(LIB_DIR)/libregistry.a $(PREFIX)/lib/
+	install -m 644 include/registry.h include/registry.hpp $(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ffi-c/registry.pc.in > $(PREFIX)/lib/pkgconfig/registry.pc
+	sed -e 's|@VERSION@|$(VERSION)|g' ffi-c/registryConfig.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+	  ffi-c/registryConfigVersion.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfigVersion.cmake

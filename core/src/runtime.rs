@@ -19,6 +19,9 @@ const MAX_BLOCKING_THREADS: usize = 1;
 /// has no threads in the child, so it is leaked and a new one is built.
 static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
 
+/// Runtimes inherited through `fork()` from a parent: never used again.
+static INHERITED: Mutex<Vec<&'static Runtime>> = Mutex::new(Vec::new());
+
 /// The process's runtime handle, building the runtime on first use.
 pub(crate) fn handle() -> Result<Handle> {
     let pid = std::process::id();
@@ -40,7 +43,13 @@ pub(crate) fn handle() -> Result<Handle> {
     // Leaked on purpose: it lives as long as the process, and dropping an
     // inherited one in a forked child would wait for threads that do not exist.
     let rt: &'static Runtime = Box::leak(Box::new(rt));
-    *slot = Some((pid, rt));
+    if let Some((_, inherited)) = slot.replace((pid, rt)) {
+        // Kept reachable rather than forgotten: it is abandoned, not lost.
+        INHERITED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(inherited);
+    }
     Ok(rt.handle().clone())
 }
 

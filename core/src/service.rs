@@ -114,6 +114,12 @@ impl Service {
         self
     }
 
+    /// Checks the name and address alone (metadata is checked when registering).
+    pub fn validate_identity(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        split_addr(&self.addr).map(|_| ())
+    }
+
     /// Sets a metadata entry by its wire name: one of the seed's fields
     /// (`env`, `region`, `zone`, `scheme`, `weight`, `deployment`, `appVersion`,
     /// `buildTime`) or any extra key. The key is checked now; the value when registering.

@@ -31,6 +31,35 @@ pub fn etcd_binary() -> PathBuf {
     PathBuf::from("etcd")
 }
 
+/// Path of etcdctl: `$ETCDCTL_BIN`, else beside the etcd binary, else on `PATH`.
+pub fn etcdctl_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("ETCDCTL_BIN") {
+        return PathBuf::from(bin);
+    }
+    let beside = etcd_binary().with_file_name("etcdctl");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("etcdctl")
+    }
+}
+
+/// Runs etcdctl (API v3) against `endpoints` and returns its standard output.
+pub fn etcdctl(endpoints: &str, args: &[&str]) -> String {
+    let out = Command::new(etcdctl_binary())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", etcdctl_binary().display()));
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The version the etcd binary reports, e.g. `3.5.1`.
 pub fn etcd_version() -> String {
     let out = Command::new(etcd_binary())

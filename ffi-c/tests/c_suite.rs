@@ -1,0 +1,365 @@
+//! Drives the C and C++ tests: compiles them with strict flags against the
+//! libregistry.so / libregistry.a cargo just built, runs them against a real
+//! etcd, under AddressSanitizer/UBSan and valgrind, and checks what etcd
+//! holds with etcd's own etcdctl.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use harness::{dump, etcdctl, wait_until, Etcd};
+
+const C_FLAGS: [&str; 5] = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// target/<profile>, where cargo put libregistry.so and libregistry.a.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn out_dir() -> PathBuf {
+    let dir = lib_dir().join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Compiles C sources (with the header's dir and tests/c on the include path)
+/// and links them against libregistry the way `link` says.
+fn compile_c(name: &str, sources: &[&str], extra: &[&str], link: Link) -> PathBuf {
+    let exe = out_dir().join(name);
+    let mut cmd = Command::new("cc");
+    cmd.args(C_FLAGS).args(extra);
+    cmd.arg("-I").arg(root().join("include"));
+    cmd.arg("-I").arg(root().join("tests/c"));
+    for s in sources {
+        cmd.arg(root().join(s));
+    }
+    cmd.arg("-o").arg(&exe);
+    match link {
+        Link::Shared => {
+            cmd.arg("-L")
+                .arg(lib_dir())
+                .arg(format!("-Wl,-rpath,{}", lib_dir().display()));
+            cmd.arg("-lregistry");
+        }
+        Link::Static => {
+            cmd.arg(lib_dir().join("libregistry.a"));
+        }
+    }
+    cmd.args(["-lpthread", "-ldl", "-lm"]);
+    run_ok(&mut cmd);
+    exe
+}
+
+#[derive(Clone, Copy)]
+enum Link {
+    Shared,
+    Static,
+}
+
+fn expect_line(reader: &mut impl BufRead, expected: &str) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), expected);
+}
+
+/// The value the contract program writes, up to its process's start time.
+fn assert_wire_value(value: &str, addr: &str, port: u16) {
+    let head = format!(
+        concat!(
+            r#"{{"Addr":"{addr}","ServerName":"micro","Attributes":null,"Type":0,"#,
+            r#""Metadata":{{"env":"dev","region":"beijing","zone":"zone1","ip":"127.0.0.1","port":{port},"#,
+            r#""scheme":"grpc","weight":100,"deployment":"red","frameVersion":"{version}","#,
+            r#""appVersion":"ahkfasgasdf","buildTime":"2020-10-14T10:00:00Z","startTime":""#
+        ),
+        addr = addr,
+        port = port,
+        version = env!("CARGO_PKG_VERSION")
+    );
+    let rest = value
+        .strip_prefix(&head)
+        .unwrap_or_else(|| panic!("unexpected value:\n{value}\nexpected to start with:\n{head}"));
+    let start_time = rest
+        .strip_suffix(r#""}}"#)
+        .expect("value ends after startTime");
+    assert!(libregistry::timefmt::is_rfc3339(start_time), "{start_time}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_program_registers_micro_as_etcdctl_shows() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_contract",
+        &["tests/c/test_contract.c"],
+        &[],
+        Link::Shared,
+    );
+    let mut child = Command::new(&exe)
+        .arg(etcd.endpoints_csv())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let endpoints = etcd.endpoints_csv();
+    let get = || etcdctl(&endpoints, &["get", "--prefix", "/micro/"]);
+
+    expect_line(&mut stdout, "STEP registered");
+    let shown = get();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert_eq!(lines[0], "/micro/127.0.0.1:4000");
+    assert_wire_value(lines[1], "127.0.0.1:4000", 4000);
+    println!("etcdctl get --prefix /micro/ after registry_register:\n{shown}");
+
+    writeln!(stdin, "go").unwrap();
+    expect_line(&mut stdout, "STEP deregistered");
+    assert_eq!(get(), "", "registry_deregister removed the key");
+
+    writeln!(stdin, "go").unwrap();
+    expect_line(&mut stdout, "STEP registered-two");
+    let shown = get();
+    let keys: Vec<&str> = shown.lines().step_by(2).collect();
+    assert_eq!(keys, ["/micro/127.0.0.1:4001", "/micro/127.0.0.1:4002"]);
+
+    writeln!(stdin, "go").unwrap();
+    expect_line(&mut stdout, "STEP freed");
+    assert_eq!(get(), "", "registry_client_free removed everything at once");
+
+    writeln!(stdin, "go").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let rest = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "test_contract failed: {rest}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_through_every_function_shared_and_static() {
+    let etcd = Etcd::start().await;
+    for (name, link) in [
+        ("test_bad_input", Link::Shared),
+        ("test_bad_input_static", Link::Static),
+    ] {
+        let exe = compile_c(name, &["tests/c/test_bad_input.c"], &[], link);
+        let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
+        assert!(out.contains("all checks passed"), "{out}");
+    }
+    let mut raw = etcd.raw().await;
+    assert!(
+        dump(&mut raw, "/").await.is_empty(),
+        "every test client cleaned up after itself"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn address_and_undefined_behaviour_sanitizers_are_clean() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_bad_input_asan",
+        &["tests/c/test_bad_input.c"],
+        &[
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+            "-g",
+        ],
+        Link::Shared,
+    );
+    let out = run_ok(
+        Command::new(&exe)
+            .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:exitcode=97",
+            )
+            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+    );
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valgrind_memcheck_is_clean() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("SKIPPED: valgrind not installed (CI installs it)");
+        return;
+    }
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_bad_input_vg",
+        &["tests/c/test_bad_input.c"],
+        &["-g"],
+        Link::Shared,
+    );
+    let out = run_ok(
+        Command::new("valgrind")
+            .args([
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--error-exitcode=99",
+                "--trace-children=no",
+                "-q",
+            ])
+            .arg(&exe)
+            .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+            .env("REGISTRY_TEST_SKIP_FORK", "1"),
+    );
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
+#[test]
+fn header_compiles_twice_and_as_cpp_with_the_wrapper() {
+    let exe = compile_c(
+        "header_twice",
+        &["tests/c/header_twice.c"],
+        &[],
+        Link::Shared,
+    );
+    run_ok(&mut Command::new(exe));
+    let obj = out_dir().join("header_cpp");
+    run_ok(
+        Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(root().join("tests/c/header_cpp.cpp"))
+            .arg("-o")
+            .arg(&obj)
+            .arg("-L")
+            .arg(lib_dir())
+            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+            .arg("-lregistry"),
+    );
+    run_ok(&mut Command::new(obj));
+}
+
+fn spawn_provider(exe: &Path, etcd: &Etcd) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(exe)
+        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+        .env("REGISTRY_TTL", "5")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn c_and_cpp_example_providers_register_until_sigterm() {
+    let etcd = Etcd::start().await;
+    let c_exe = compile_c("provider_c", &["examples/c/provider.c"], &[], Link::Shared);
+    let cpp_exe = out_dir().join("provider_cpp");
+    run_ok(
+        Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(root().join("examples/cpp/provider.cpp"))
+            .arg("-o")
+            .arg(&cpp_exe)
+            .arg("-L")
+            .arg(lib_dir())
+            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+            .arg("-lregistry"),
+    );
+    let mut raw = etcd.raw().await;
+    for exe in [c_exe, cpp_exe] {
+        let (mut child, mut stdout) = spawn_provider(&exe, &etcd);
+        expect_line(&mut stdout, "registered /micro/127.0.0.1:4000");
+        let held = dump(&mut raw, "/micro/").await;
+        assert_wire_value(&held["/micro/127.0.0.1:4000"].0, "127.0.0.1:4000", 4000);
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc_kill(child.id(), 15) };
+        expect_line(&mut stdout, "deregistered");
+        assert!(
+            child.wait().unwrap().success(),
+            "{} exited with an error",
+            exe.display()
+        );
+        wait_until(Duration::from_secs(2), "key gone after SIGTERM", || {
+            let mut raw = raw.clone();
+            async move { dump(&mut raw, "/micro/").await.is_empty() }
+        })
+        .await;
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: u32, sig: i32) -> i32;
+}
+
+#[test]
+fn installed_copy_builds_consumers_with_pkg_config_and_cmake() {
+    let prefix = out_dir().join("install-prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    run_ok(
+        Command::new("make")
+            .current_dir(root())
+            .arg("-s")
+            .arg("install-files")
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("LIB_DIR={}", lib_dir().display())),
+    );
+    let consumer = root().join("tests/c/consumer");
+
+    // pkg-config
+    let pc_path = prefix.join("lib/pkgconfig");
+    let flags = run_ok(
+        Command::new("pkg-config")
+            .env("PKG_CONFIG_PATH", &pc_path)
+            .args(["--cflags", "--libs", "registry"]),
+    );
+    let exe = out_dir().join("consumer_pkgconfig");
+    run_ok(
+        Command::new("cc")
+            .args(C_FLAGS)
+            .arg(consumer.join("consumer.c"))
+            .arg("-o")
+            .arg(&exe)
+            .args(flags.split_whitespace()),
+    );
+    let out = run_ok(&mut Command::new(&exe));
+    assert!(out.contains("consumer linked libregistry"), "{out}");
+
+    // CMake find_package, shared and static
+    let build = out_dir().join("consumer-cmake");
+    let _ = std::fs::remove_dir_all(&build);
+    run_ok(
+        Command::new("cmake")
+            .arg("-S")
+            .arg(&consumer)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())),
+    );
+    run_ok(Command::new("cmake").arg("--build").arg(&build));
+    for target in ["consumer_shared", "consumer_static"] {
+        let out = run_ok(&mut Command::new(build.join(target)));
+        assert!(
+            out.contains("consumer linked libregistry"),
+            "{target}: {out}"
+        );
+    }
+}
