@@ -254,6 +254,14 @@ static void client_functions(void) {
    * sanitizer runs cover it. */
   if (getenv("REGISTRY_TEST_SKIP_FORK") == NULL) fork_child_checks(client, svc);
 
+  /* Closing: NULL is named, twice is harmless, then every call says closed. */
+  CHECK_STATUS(registry_client_close(NULL), INV, "client");
+  CHECK_OK(registry_client_close(client));
+  CHECK_OK(registry_client_close(client));
+  registry_registration *late = NULL;
+  CHECK_STATUS(registry_register(client, svc, &late), REGISTRY_CLOSED, "closed");
+  CHECK(late == NULL);
+
   /* Use after the client is freed: a status, not a crash. */
   registry_client_free(client);
   registry_client_free(NULL);
