@@ -1,0 +1,75 @@
+"""libregistry: register services in etcd the way gRPC-go's resolver reads
+them, and never lose a registration while the process lives.
+
+>>> import libregistry
+>>> with libregistry.Registry(ttl=10) as reg:
+...     r = reg.register("micro", "127.0.0.1:4000", {"region": "beijing", "weight": 100})
+...     r.key
+'/micro/127.0.0.1:4000'
+
+The engine is the Rust core shared with the C and Rust APIs; this package
+is a thin binding over it. See ``docs/PYTHON.md``.
+"""
+
+from __future__ import annotations
+
+from . import aio
+from ._events import (
+    Closed,
+    Conflict,
+    Deregistered,
+    Event,
+    KeyRestored,
+    LeaseLost,
+    Registered,
+    Restored,
+    Unknown,
+)
+from ._native import (
+    AlreadyRegisteredError,
+    ClosedError,
+    ConflictError,
+    EtcdError,
+    ForkedError,
+    InvalidArgumentError,
+    NotRegisteredError,
+    PermissionDeniedError,
+    RegistryError,
+    RequestTimeoutError,
+    UnavailableError,
+)
+from ._native import CORE_VERSION as __version__
+from ._registry import Endpoints, Metadata, Registration, Registry, ServiceSpec
+from .aio import AsyncRegistration, AsyncRegistry
+
+__all__ = [
+    "Registry",
+    "Registration",
+    "AsyncRegistry",
+    "AsyncRegistration",
+    "aio",
+    "Endpoints",
+    "Metadata",
+    "ServiceSpec",
+    "Event",
+    "Registered",
+    "LeaseLost",
+    "Restored",
+    "KeyRestored",
+    "Deregistered",
+    "Conflict",
+    "Closed",
+    "Unknown",
+    "RegistryError",
+    "InvalidArgumentError",
+    "UnavailableError",
+    "RequestTimeoutError",
+    "PermissionDeniedError",
+    "AlreadyRegisteredError",
+    "NotRegisteredError",
+    "ConflictError",
+    "ClosedError",
+    "ForkedError",
+    "EtcdError",
+    "__version__",
+]

@@ -1,0 +1,105 @@
+"""Events: every state change of a Registry, delivered to its ``on_event``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, Type
+
+__all__ = [
+    "Event",
+    "Registered",
+    "LeaseLost",
+    "Restored",
+    "KeyRestored",
+    "Deregistered",
+    "Conflict",
+    "Closed",
+    "Unknown",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every event; ``kind`` names the event in snake_case."""
+
+    kind: ClassVar[str] = "event"
+
+
+@dataclass(frozen=True)
+class Registered(Event):
+    """A registration was confirmed by etcd."""
+
+    kind: ClassVar[str] = "registered"
+    key: str
+
+
+@dataclass(frozen=True)
+class LeaseLost(Event):
+    """The lease was lost (expired, unknown to etcd, keepalive timed out or
+    its stream broke); every registration is being put back."""
+
+    kind: ClassVar[str] = "lease_lost"
+    lease_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Restored(Event):
+    """Every registration is back in etcd under the new lease ``lease_id``;
+    ``outage`` is the time in seconds from noticing the loss to being back."""
+
+    kind: ClassVar[str] = "restored"
+    lease_id: int
+    registrations: int
+    outage: float
+
+
+@dataclass(frozen=True)
+class KeyRestored(Event):
+    """A key deleted by someone else was put back."""
+
+    kind: ClassVar[str] = "key_restored"
+    key: str
+
+
+@dataclass(frozen=True)
+class Deregistered(Event):
+    """A registration was removed by ``deregister()``."""
+
+    kind: ClassVar[str] = "deregistered"
+    key: str
+
+
+@dataclass(frozen=True)
+class Conflict(Event):
+    """Another process wrote ``key`` under its own lease; it is left to them."""
+
+    kind: ClassVar[str] = "conflict"
+    key: str
+    other_lease: int
+
+
+@dataclass(frozen=True)
+class Closed(Event):
+    """The Registry was closed and its lease revoked."""
+
+    kind: ClassVar[str] = "closed"
+
+
+@dataclass(frozen=True)
+class Unknown(Event):
+    """An event of a newer core that this package does not know by name."""
+
+    kind: ClassVar[str] = "unknown"
+    text: str
+
+
+_BY_KIND: Dict[str, Type[Event]] = {
+    cls.kind: cls
+    for cls in (Registered, LeaseLost, Restored, KeyRestored, Deregistered, Conflict, Closed, Unknown)
+}
+
+
+def make_event(kind: str, fields: Dict[str, Any]) -> Event:
+    """Builds the event class named by ``kind`` from the native fields."""
+    return _BY_KIND[kind](**fields)

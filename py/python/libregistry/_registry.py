@@ -1,0 +1,195 @@
+"""The blocking API: :class:`Registry` and :class:`Registration`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+
+from . import _dispatch, _native
+from ._events import Event
+
+__all__ = ["Registry", "Registration", "RegistrationInfo", "Endpoints", "Metadata", "ServiceSpec"]
+
+#: etcd endpoints: one URL, several comma-separated, or a list of URLs.
+Endpoints = Union[str, Sequence[str]]
+#: Metadata by wire name (``env``, ``region``, ``zone``, ``scheme``, ``weight``,
+#: ``deployment``, ``appVersion``, ``buildTime`` or any extra key). Values are
+#: ``str``; ``weight`` may also be an ``int``.
+Metadata = Mapping[str, Union[str, int]]
+#: One entry of :meth:`Registry.register_many`.
+ServiceSpec = Union[Tuple[str, str], Tuple[str, str, Optional[Metadata]]]
+
+
+class RegistrationInfo:
+    """What a registration handle tells about itself; shared by
+    :class:`Registration` and :class:`~libregistry.aio.AsyncRegistration`."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Registration) -> None:
+        self._native = native
+
+    @property
+    def key(self) -> str:
+        """The etcd key, e.g. ``/micro/127.0.0.1:4000``."""
+        return self._native.key
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+        return self._native.name
+
+    @property
+    def addr(self) -> str:
+        """The address, ``host:port``."""
+        return self._native.addr
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        """The metadata given to ``register`` and ``update``, as text."""
+        return self._native.metadata
+
+    @property
+    def registered(self) -> bool:
+        """False once ``deregister`` was called."""
+        return self._native.registered
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, registered={self.registered})"
+
+
+class Registration(RegistrationInfo):
+    """One registered service. It stays registered, healed by its Registry,
+    until :meth:`deregister` or the Registry's :meth:`~Registry.close`;
+    dropping this handle does not remove it.
+
+    Used as a context manager, it deregisters on exit.
+    """
+
+    __slots__ = ()
+
+    def update(self, changes: Metadata) -> None:
+        """Changes metadata entries and rewrites the value in place (the key
+        never disappears meanwhile). ``update({"weight": 0})`` drains."""
+        self._native.update(changes)
+
+    def deregister(self) -> None:
+        """Deletes the key (confirmed by etcd) and stops healing it. Calling
+        it again does nothing."""
+        self._native.deregister()
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.deregister()
+
+
+class Registry:
+    """A connection to etcd holding one lease, shared by all its
+    registrations, kept alive and healed in the background until closed.
+
+    Connecting blocks (with the GIL released) until etcd granted the lease,
+    at most ``request_timeout``.
+
+    :param endpoints: etcd URLs; ``None``: ``REGISTRY_ENDPOINTS``, else
+        ``http://127.0.0.1:2379``.
+    :param ttl: lease TTL in seconds, at least 2; ``None``: ``REGISTRY_TTL``,
+        else 10.
+    :param prefix: key prefix (empty, or ``/a/b``); ``None``: ``REGISTRY_PREFIX``.
+    :param request_timeout: deadline of each request to etcd, in seconds
+        (default 5).
+    :param heal_deleted_keys: put back keys deleted by someone else (default yes).
+    :param on_event: called with each :class:`~libregistry.Event` of this
+        Registry, in order, on the ``libregistry-dispatch`` thread.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(
+        self,
+        endpoints: Optional[Endpoints] = None,
+        ttl: Optional[int] = None,
+        *,
+        prefix: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+        heal_deleted_keys: Optional[bool] = None,
+        on_event: Optional[Callable[[Event], object]] = None,
+    ) -> None:
+        _dispatch.ensure_running()
+        self._native = _native.Client(
+            endpoints, ttl, prefix, request_timeout, heal_deleted_keys, on_event
+        )
+
+    def register(
+        self, name: str, addr: str, metadata: Optional[Metadata] = None
+    ) -> Registration:
+        """Registers service ``name`` at ``addr`` (``host:port``) with
+        ``metadata``; returns once etcd confirmed it. Interrupted (Ctrl-C),
+        it leaves nothing registered."""
+        return Registration(self._native.register(name, addr, metadata))
+
+    def register_many(self, services: Iterable[ServiceSpec]) -> List[Registration]:
+        """Registers ``(name, addr)`` or ``(name, addr, metadata)`` entries at
+        once, in transactions of at most 128 operations: all or nothing."""
+        return [Registration(r) for r in self._native.register_many(services)]
+
+    def close(self) -> None:
+        """Revokes the lease: every registration of this Registry vanishes at
+        once. Bounded (about 2 s) even when etcd is down; calling it again
+        does nothing."""
+        self._native.close()
+
+    def key_of(self, name: str, addr: str) -> str:
+        """The etcd key service ``name`` at ``addr`` is registered under."""
+        return self._native.key_of(name, addr)
+
+    @property
+    def lease_id(self) -> Optional[int]:
+        """The lease currently held (``None`` while healing or after close)."""
+        return self._native.lease_id
+
+    @property
+    def ttl(self) -> int:
+        """The lease TTL etcd granted, in seconds."""
+        return self._native.granted_ttl
+
+    @property
+    def endpoints(self) -> List[str]:
+        """The etcd endpoints in use."""
+        return self._native.endpoints
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix (empty or ``/...``)."""
+        return self._native.prefix
+
+    @property
+    def request_timeout(self) -> float:
+        """The deadline of each request to etcd, in seconds."""
+        return self._native.request_timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        lease = "None" if self.lease_id is None else hex(self.lease_id)
+        return f"Registry(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={lease})"

@@ -1,0 +1,167 @@
+//! One queue per process carrying events (for `on_event` callbacks) and
+//! library logs to Python. The library runtime only pushes into it, never
+//! touching the GIL; a Python daemon thread (`libregistry._dispatch`) pops
+//! from it with the GIL released and calls the callbacks and `logging`.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert;
+
+/// What the dispatcher thread receives.
+pub enum Item {
+    /// An event of a client and the callback that wants it.
+    Event(Arc<Py<PyAny>>, libregistry::Event),
+    /// A log record: Python level number, tracing target, text.
+    Log(u8, String, String),
+    /// Asks the dispatcher thread to stop (at interpreter exit).
+    Stop,
+}
+
+struct Queue {
+    pid: u32,
+    tx: mpsc::Sender<Item>,
+    rx: Arc<Mutex<mpsc::Receiver<Item>>>,
+}
+
+/// The queue of this process; a forked child makes its own (the parent's
+/// dispatcher thread, which may hold the receiver's lock, is not there).
+static QUEUE: Mutex<Option<Queue>> = Mutex::new(None);
+
+fn with_queue<R>(f: impl FnOnce(&Queue) -> R) -> R {
+    let pid = std::process::id();
+    let mut slot = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_none_or(|q| q.pid != pid) {
+        let (tx, rx) = mpsc::channel();
+        let fresh = Queue {
+            pid,
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+        };
+        if let Some(inherited) = slot.replace(fresh) {
+            std::mem::forget(inherited);
+        }
+    }
+    f(slot.as_ref().expect("queue was just made"))
+}
+
+/// A sender into this process's queue.
+pub fn sender() -> mpsc::Sender<Item> {
+    with_queue(|q| q.tx.clone())
+}
+
+/// Queues an item; never blocks.
+pub fn send(item: Item) {
+    let _ = sender().send(item);
+}
+
+/// Delivers `client`'s events to `callback` through the dispatcher thread.
+pub fn forward_events(
+    client: &libregistry::Client,
+    callback: Py<PyAny>,
+) -> libregistry::Result<()> {
+    let callback = Arc::new(callback);
+    let tx = sender();
+    client.on_event(move |event| {
+        let _ = tx.send(Item::Event(callback.clone(), event.clone()));
+    })
+}
+
+/// `(kind, fields)` of an event, for `libregistry._events` to build its class.
+fn event_to_py<'py>(py: Python<'py>, event: &libregistry::Event) -> PyResult<Bound<'py, PyTuple>> {
+    use libregistry::Event as E;
+    let fields = PyDict::new(py);
+    let kind = match event {
+        E::Registered { key } => {
+            fields.set_item("key", key)?;
+            "registered"
+        }
+        E::LeaseLost { lease_id, reason } => {
+            fields.set_item("lease_id", lease_id)?;
+            fields.set_item("reason", reason.to_string())?;
+            "lease_lost"
+        }
+        E::Restored {
+            lease_id,
+            registrations,
+            outage,
+        } => {
+            fields.set_item("lease_id", lease_id)?;
+            fields.set_item("registrations", registrations)?;
+            fields.set_item("outage", outage.as_secs_f64())?;
+            "restored"
+        }
+        E::KeyRestored { key } => {
+            fields.set_item("key", key)?;
+            "key_restored"
+        }
+        E::Deregistered { key } => {
+            fields.set_item("key", key)?;
+            "deregistered"
+        }
+        E::Conflict { key, other_lease } => {
+            fields.set_item("key", key)?;
+            fields.set_item("other_lease", other_lease)?;
+            "conflict"
+        }
+        E::Closed => "closed",
+        // Events added to the core later reach Python by name only.
+        other => {
+            fields.set_item("text", format!("{other:?}"))?;
+            "unknown"
+        }
+    };
+    PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), fields.into_any()])
+}
+
+/// The next item for the dispatcher thread, waiting up to `timeout` seconds
+/// with the GIL released: `("event", callback, kind, fields)`,
+/// `("log", levelno, target, message)`, `("stop",)`, or `None`.
+#[pyfunction]
+pub fn dispatch_next(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    let timeout = convert::seconds_arg("timeout", timeout)?;
+    let rx = with_queue(|q| q.rx.clone());
+    let item = py.detach(move || {
+        let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+        rx.recv_timeout(timeout.max(Duration::from_millis(1))).ok()
+    });
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let tuple = match item {
+        Item::Event(callback, event) => {
+            let (kind, fields): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                event_to_py(py, &event)?.extract()?;
+            PyTuple::new(
+                py,
+                [
+                    "event".into_pyobject(py)?.into_any(),
+                    callback.clone_ref(py).into_bound(py),
+                    kind,
+                    fields,
+                ],
+            )?
+        }
+        Item::Log(level, target, message) => PyTuple::new(
+            py,
+            [
+                "log".into_pyobject(py)?.into_any(),
+                level.into_pyobject(py)?.into_any(),
+                target.into_pyobject(py)?.into_any(),
+                message.into_pyobject(py)?.into_any(),
+            ],
+        )?,
+        Item::Stop => PyTuple::new(py, ["stop"])?,
+    };
+    Ok(Some(tuple.unbind()))
+}
+
+/// Makes the dispatcher thread's current or next `dispatch_next` return `("stop",)`.
+#[pyfunction]
+pub fn dispatch_stop() {
+    send(Item::Stop);
+}

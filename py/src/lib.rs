@@ -1,0 +1,30 @@
+//! `libregistry._native`: the Python binding of the libregistry core.
+//!
+//! Thin by design: convert arguments ([`convert`]), call the core, convert
+//! results and errors ([`errors`]). Waiting happens with the GIL released
+//! ([`wait`]); events and logs reach Python through a queue drained by a
+//! Python thread ([`dispatch`], [`logs`]), never on the library runtime.
+//! The public API is the pure-Python package around this module.
+
+mod bench;
+mod convert;
+mod dispatch;
+mod errors;
+mod logs;
+mod registry;
+mod wait;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(module)?;
+    module.add_class::<registry::Client>()?;
+    module.add_class::<registry::Registration>()?;
+    module.add_function(wrap_pyfunction!(dispatch::dispatch_next, module)?)?;
+    module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
+    module.add_function(wrap_pyfunction!(bench::bench_core_register, module)?)?;
+    module.add("CORE_VERSION", libregistry::VERSION)?;
+    logs::install();
+    Ok(())
+}

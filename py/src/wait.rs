@@ -1,0 +1,245 @@
+//! Waiting for work done on the library runtime, two ways:
+//!
+//! - [`block`]: the calling Python thread waits with the GIL released, in
+//!   short slices, checking for signals (Ctrl-C) between them. An
+//!   interrupted call leaves nothing behind: its result is undone when it
+//!   arrives (a registration is deregistered, a client closed).
+//! - [`start_async`]: returns an asyncio future; a completer thread of ours
+//!   (never the library runtime's thread, which must not wait for the GIL)
+//!   resolves it through `loop.call_soon_threadsafe`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCFunction, PyList};
+
+use crate::errors;
+
+/// How long the GIL stays released before signals are checked again.
+const SIGNAL_CHECK_SLICE: Duration = Duration::from_millis(50);
+
+/// What to do with a result nobody waits for any more.
+pub type Undo<T> = fn(T) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum State<T> {
+    Waiting,
+    Done(T),
+    Abandoned,
+}
+
+/// Where the runtime task leaves its outcome for the waiting thread.
+struct Slot<T> {
+    state: Mutex<State<libregistry::Result<T>>>,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    fn lock(&self) -> MutexGuard<'_, State<libregistry::Result<T>>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `slice`; takes the result if it is there.
+    fn take_within(&self, slice: Duration) -> Option<libregistry::Result<T>> {
+        let mut state = self.lock();
+        if matches!(*state, State::Waiting) {
+            state = self
+                .ready
+                .wait_timeout_while(state, slice, |s| matches!(s, State::Waiting))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        match std::mem::replace(&mut *state, State::Waiting) {
+            State::Done(value) => Some(value),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+}
+
+/// Runs `fut` on the library runtime and waits for it with the GIL released,
+/// staying interruptible, and maps its error. On an exception from a signal
+/// handler (Ctrl-C), a success that arrives later is passed to `undo`.
+pub fn block<T, F>(py: Python<'_>, fut: F, undo: Option<Undo<T>>) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = libregistry::Result<T>> + Send + 'static,
+{
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Waiting),
+        ready: Condvar::new(),
+    });
+    let task_slot = slot.clone();
+    libregistry::spawn(async move {
+        let outcome = fut.await;
+        let leftover = {
+            let mut state = task_slot.lock();
+            if matches!(*state, State::Abandoned) {
+                Some(outcome)
+            } else {
+                *state = State::Done(outcome);
+                task_slot.ready.notify_one();
+                None
+            }
+        };
+        if let (Some(Ok(value)), Some(undo)) = (leftover, undo) {
+            undo(value).await;
+        }
+    })
+    .map_err(|e| errors::to_py(py, e))?;
+
+    loop {
+        if let Some(outcome) = py.detach(|| slot.take_within(SIGNAL_CHECK_SLICE)) {
+            return outcome.map_err(|e| errors::to_py(py, e));
+        }
+        if let Err(interrupted) = py.check_signals() {
+            let mut state = slot.lock();
+            if let State::Done(Ok(value)) = std::mem::replace(&mut *state, State::Abandoned) {
+                drop(state);
+                if let Some(undo) = undo {
+                    // Not awaited: the caller is leaving now.
+                    let _ = libregistry::spawn(undo(value));
+                }
+            }
+            return Err(interrupted);
+        }
+    }
+}
+
+/// The `finish` of [`start_async`] for calls that return nothing.
+pub fn to_none(py: Python<'_>, _: ()) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
+
+/// Turns a finished result into the Python value of the future (or its exception).
+type Finish = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// A result to hand to an asyncio future.
+struct Completion {
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    finish: Finish,
+}
+
+/// The completer thread's queue; rebuilt in a forked child, where the
+/// parent's thread does not exist.
+static COMPLETER: Mutex<Option<(u32, mpsc::Sender<Completion>)>> = Mutex::new(None);
+
+fn completer() -> PyResult<mpsc::Sender<Completion>> {
+    let pid = std::process::id();
+    let mut slot = COMPLETER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, tx)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(tx.clone());
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Completion>();
+    std::thread::Builder::new()
+        .name("libregistry-asyncio".into())
+        .spawn(move || {
+            for done in rx {
+                Python::attach(|py| deliver(py, done));
+            }
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the asyncio completer: {e}")))?;
+    if let Some(old) = slot.replace((pid, tx.clone())) {
+        // A parent's sender: its thread is gone, leave it alone.
+        std::mem::forget(old);
+    }
+    Ok(tx)
+}
+
+static RESOLVE: PyOnceLock<Py<PyCFunction>> = PyOnceLock::new();
+
+fn deliver(py: Python<'_>, done: Completion) {
+    let (ok, value) = match (done.finish)(py) {
+        Ok(value) => (true, value),
+        Err(err) => (false, err.into_value(py).into_any()),
+    };
+    let resolve = match RESOLVE.get_or_try_init(py, || {
+        PyCFunction::new_closure(py, None, None, |args, _kwargs| resolve(args)).map(Bound::unbind)
+    }) {
+        Ok(f) => f.bind(py),
+        Err(err) => return err.print(py),
+    };
+    let scheduled = done.event_loop.bind(py).call_method1(
+        "call_soon_threadsafe",
+        (resolve, done.future.bind(py), ok, value.bind(py)),
+    );
+    if scheduled.is_err() {
+        // The loop is closed: nobody will ever read this result.
+        if ok {
+            abandon(value.bind(py));
+        }
+    }
+}
+
+/// Runs in the event loop: sets the future's result unless it was cancelled,
+/// in which case the result is undone.
+fn resolve(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+    let (future, ok, value): (Bound<'_, PyAny>, bool, Bound<'_, PyAny>) = args.extract()?;
+    if future.call_method0("done")?.is_truthy()? {
+        if ok {
+            abandon(&value);
+        }
+        return Ok(());
+    }
+    if ok {
+        future.call_method1("set_result", (value,))?;
+    } else {
+        future.call_method1("set_exception", (value,))?;
+    }
+    Ok(())
+}
+
+/// Undoes a result nobody will see: deregisters registrations, closes clients.
+fn abandon(value: &Bound<'_, PyAny>) {
+    if let Ok(list) = value.cast::<PyList>() {
+        for item in list.iter() {
+            abandon(&item);
+        }
+        return;
+    }
+    if let Ok(reg) = value.cast::<crate::registry::Registration>() {
+        reg.get().abandon();
+    } else if let Ok(client) = value.cast::<crate::registry::Client>() {
+        client.get().abandon();
+    }
+}
+
+/// Runs `fut` on the library runtime and returns an asyncio future of the
+/// running loop, resolved with `finish(result)` or the mapped error.
+pub fn start_async<T, F, C>(py: Python<'_>, fut: F, finish: C) -> PyResult<Py<PyAny>>
+where
+    T: Send + 'static,
+    F: Future<Output = libregistry::Result<T>> + Send + 'static,
+    C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
+    let tx = completer()?;
+    let done_loop = event_loop.unbind();
+    let done_future = future.clone().unbind();
+    libregistry::spawn(async move {
+        let outcome = fut.await;
+        let finish: Finish = Box::new(move |py| match outcome {
+            Ok(value) => finish(py, value),
+            Err(err) => Err(errors::to_py(py, err)),
+        });
+        // A failed send means the process is going away; nothing to resolve.
+        let _ = tx.send(Completion {
+            event_loop: done_loop,
+            future: done_future,
+            finish,
+        });
+    })
+    .map_err(|e| errors::to_py(py, e))?;
+    Ok(future.unbind())
+}

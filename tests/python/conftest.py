@@ -1,0 +1,45 @@
+"""Fixtures: a real etcd per session (and a private one per test for tests
+that kill, wipe or freeze it), and a fresh key prefix per test."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from etcd_harness import Etcd, etcd_binary, etcd_version  # noqa: E402
+
+_prefixes = itertools.count()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import libregistry
+
+    return f"libregistry {libregistry.__version__} from {Path(libregistry.__file__).parent}; etcd {etcd_version()} ({etcd_binary()})"
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[Etcd]:
+    """One etcd shared by the session; tests keep to their own prefix."""
+    member = Etcd().start()
+    yield member
+    member.stop()
+
+
+@pytest.fixture
+def own_etcd() -> Iterator[Etcd]:
+    """A private etcd this test may kill, wipe or freeze."""
+    member = Etcd().start()
+    yield member
+    member.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"/t{next(_prefixes)}"

