@@ -2,9 +2,12 @@
 //! the C and Python bindings). Each call runs on the library's runtime and
 //! refuses to run inside another runtime instead of deadlocking.
 
+use crate::discovery::Watcher;
 use crate::error::Result;
 use crate::events::{Event, EventStream};
+use crate::instance::Instance;
 use crate::options::{Options, Resolved};
+use crate::pick::PickPolicy;
 use crate::runtime::block_on;
 use crate::service::Service;
 
@@ -34,6 +37,21 @@ impl Client {
             .into_iter()
             .map(|inner| Registration { inner })
             .collect())
+    }
+
+    /// Reads every instance of `name` once; see [`crate::Client::discover`].
+    pub fn discover(&self, name: &str) -> Result<Vec<Instance>> {
+        block_on(self.inner.discover(name))?
+    }
+
+    /// Starts a watcher; see [`crate::Client::watch`].
+    pub fn watch(&self, name: &str) -> Result<Watcher> {
+        block_on(self.inner.watch(name))?
+    }
+
+    /// Starts a watcher with a pick policy; see [`crate::Client::watch_with`].
+    pub fn watch_with(&self, name: &str, policy: PickPolicy) -> Result<Watcher> {
+        block_on(self.inner.watch_with(name, policy))?
     }
 
     /// Revokes the lease; see [`crate::Client::close`].

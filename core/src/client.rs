@@ -11,9 +11,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::discovery::{self, Watcher};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventStream};
+use crate::instance::Instance;
 use crate::options::{Options, Resolved};
+use crate::pick::PickPolicy;
+use crate::requests::{bounded, Etcd};
 use crate::runtime;
 use crate::service::{EnvDefaults, Service};
 use crate::supervisor::{Command, NewEntry, Status, Supervisor};
@@ -38,6 +42,8 @@ pub struct Client {
 
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
+    /// For reads (discovery); every write goes through the supervisor.
+    etcd: Etcd,
     options: Resolved,
     defaults: EnvDefaults,
     events: EventBus,
@@ -77,18 +83,19 @@ impl Client {
                     .with_connect_timeout(resolved.request_timeout)
                     .with_keep_alive(HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT)
                     .with_require_leader(true);
-                let etcd = crate::error::deadline(
+                let etcd = bounded(
                     "connect",
                     resolved.request_timeout,
                     etcd_client::Client::connect(resolved.endpoints.clone(), Some(connect)),
                 )
                 .await?;
-                let supervisor = Supervisor::start(etcd, resolved, events, status).await?;
+                let etcd = Etcd::new(etcd);
+                let supervisor = Supervisor::start(etcd.clone(), resolved, events, status).await?;
                 tokio::spawn(supervisor.run(command_rx));
-                Ok::<_, Error>(())
+                Ok::<_, Error>(etcd)
             }
         };
-        handle
+        let etcd = handle
             .spawn(start)
             .await
             .map_err(|e| Error::Etcd(format!("connect task failed: {e}")))??;
@@ -96,6 +103,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 commands,
+                etcd,
                 options: resolved,
                 defaults,
                 events,
@@ -166,6 +174,46 @@ impl Client {
             Err(Error::Closed) => Ok(()),
             other => other,
         }
+    }
+
+    /// Reads every instance of service `name` once (the prefix
+    /// `{prefix}/{name}/`, so `foo` never sees `foo_other`), sorted by key.
+    /// Values that are not instances are skipped with a log line.
+    pub async fn discover(&self, name: &str) -> Result<Vec<Instance>> {
+        self.check_usable()?;
+        let (etcd, prefix, timeout) = self.read_context();
+        let name = name.to_string();
+        let found = runtime::handle()?
+            .spawn(async move { discovery::list(&etcd, &prefix, &name, timeout).await })
+            .await
+            .map_err(|e| Error::Etcd(format!("discover task failed: {e}")))??;
+        Ok(found.0.into_iter().map(|c| c.instance).collect())
+    }
+
+    /// Starts a [`Watcher`] on service `name`, picking by the consumer's
+    /// zone and region from `REGISTRY_ZONE` / `REGISTRY_REGION`.
+    pub async fn watch(&self, name: &str) -> Result<Watcher> {
+        self.watch_with(name, PickPolicy::from_env()).await
+    }
+
+    /// Starts a [`Watcher`] on service `name` with an explicit pick policy.
+    /// Returns once the first list is read (within the request timeout).
+    pub async fn watch_with(&self, name: &str, policy: PickPolicy) -> Result<Watcher> {
+        self.check_usable()?;
+        let (etcd, prefix, timeout) = self.read_context();
+        let name = name.to_string();
+        runtime::handle()?
+            .spawn(Watcher::start(etcd, prefix, name, policy, timeout))
+            .await
+            .map_err(|e| Error::Etcd(format!("watch task failed: {e}")))?
+    }
+
+    fn read_context(&self) -> (Etcd, String, Duration) {
+        (
+            self.inner.etcd.clone(),
+            self.inner.options.prefix.clone(),
+            self.inner.options.request_timeout,
+        )
     }
 
     /// A stream of this client's events, from now on.

@@ -119,18 +119,3 @@ impl From<etcd_client::Error> for Error {
         }
     }
 }
-
-/// Runs `fut` with a deadline, mapping expiry to [`Error::Timeout`] and etcd errors to ours.
-pub(crate) async fn deadline<T>(
-    operation: &'static str,
-    after: Duration,
-    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(after, fut).await {
-        Ok(result) => result.map_err(|e| match Error::from(e) {
-            Error::Timeout { .. } => Error::Timeout { operation, after },
-            other => other,
-        }),
-        Err(_) => Err(Error::Timeout { operation, after }),
-    }
-}

@@ -16,16 +16,22 @@
 //! (what is registered, validation), [`wire`] (key and value format),
 //! `runtime` (the process's tokio runtime), `keepalive` (the lease's
 //! keepalive loop), `supervisor` (writes and heals registrations),
-//! [`events`], [`client`] (async API) and [`blocking`].
+//! [`events`], [`client`] (async API) and [`blocking`]; for consumers,
+//! [`instance`] (decoding what providers wrote), [`discovery`] (list and
+//! watch) and [`pick`] (load balancing).
 
 #![warn(missing_docs)]
 
 pub mod blocking;
 pub mod client;
+pub mod discovery;
 mod error;
 pub mod events;
+pub mod instance;
 mod keepalive;
 pub mod options;
+pub mod pick;
+mod requests;
 mod runtime;
 pub mod service;
 mod supervisor;
@@ -33,9 +39,12 @@ pub mod timefmt;
 pub mod wire;
 
 pub use client::{Client, Registration};
+pub use discovery::{Change, Watcher};
 pub use error::{Error, Result};
 pub use events::{Event, EventStream, LostReason};
+pub use instance::Instance;
 pub use options::Options;
+pub use pick::{Balance, PickPolicy};
 pub use runtime::spawn;
 pub use service::Service;
 

@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client as Etcd, Compare, CompareOp, EventType, TxnOp, TxnOpResponse, WatchOptions,
-    WatchResponse, WatchStream,
+    Compare, CompareOp, EventType, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::error::{deadline, Error, Result};
+use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, LostReason};
 use crate::keepalive::LeaseToKeep;
 use crate::options::Resolved;
+use crate::requests::{bounded, is_lease_missing, Etcd};
 use crate::wire;
 
 /// etcd's default `--max-txn-ops`: the most operations in one transaction.
@@ -158,7 +158,7 @@ impl Supervisor {
         };
         sup.grant(Instant::now() + sup.opts.request_timeout).await?;
         tokio::spawn(crate::keepalive::run(
-            etcd,
+            etcd.raw().clone(),
             lease_rx,
             lost_tx,
             status.keepalives_sent.clone(),
@@ -167,14 +167,18 @@ impl Supervisor {
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut preempted: Option<Option<Command>> = None;
         loop {
             let heal_due = self.needs_healing();
-            let wake = tokio::select! {
-                biased;
-                Some((id, reason)) = self.lost_rx.recv() => Wake::LeaseLost(id, reason),
-                cmd = commands.recv() => Wake::Command(cmd),
-                msg = next_watch_message(&mut self.watch) => Wake::Watch(msg),
-                _ = tokio::time::sleep_until(self.retry_at), if heal_due => Wake::Heal,
+            let wake = match preempted.take() {
+                Some(cmd) => Wake::Command(cmd),
+                None => tokio::select! {
+                    biased;
+                    Some((id, reason)) = self.lost_rx.recv() => Wake::LeaseLost(id, reason),
+                    cmd = commands.recv() => Wake::Command(cmd),
+                    msg = next_watch_message(&mut self.watch) => Wake::Watch(msg),
+                    _ = tokio::time::sleep_until(self.retry_at), if heal_due => Wake::Heal,
+                },
             };
             match wake {
                 Wake::LeaseLost(id, reason) => self.on_lease_lost(id, reason),
@@ -227,7 +231,19 @@ impl Supervisor {
                     }
                 }
                 Wake::Watch(msg) => self.on_watch(msg),
-                Wake::Heal => self.heal().await,
+                Wake::Heal => {
+                    // A caller must not wait behind a long healing step (etcd
+                    // electing a leader, say): its command preempts the step,
+                    // which resumes from its progress right after.
+                    tokio::select! {
+                        biased;
+                        cmd = commands.recv() => preempted = Some(cmd),
+                        () = self.heal() => {}
+                    }
+                    if preempted.is_some() {
+                        self.heal_soon();
+                    }
+                }
             }
         }
     }
@@ -286,9 +302,8 @@ impl Supervisor {
     // ----- lease -----------------------------------------------------------
 
     async fn grant(&mut self, until: Instant) -> Result<()> {
-        let mut lease = self.etcd.lease_client();
         let ttl = i64::from(self.opts.ttl_secs);
-        let granted = deadline("lease grant", remaining(until), lease.grant(ttl, None)).await?;
+        let granted = self.etcd.grant(remaining(until), ttl).await?;
         let new = LeaseToKeep {
             id: granted.id(),
             ttl_secs: u32::try_from(granted.ttl()).unwrap_or(self.opts.ttl_secs),
@@ -401,18 +416,9 @@ impl Supervisor {
         }
         // Last: every live key has moved to the current lease by now.
         while let Some(&id) = self.leases_to_revoke.last() {
-            let mut lease = self.etcd.lease_client();
-            match deadline(
-                "revoking a former lease",
-                self.opts.request_timeout,
-                lease.revoke(id),
-            )
-            .await
-            {
-                Ok(_) => {}
-                Err(Error::Etcd(m)) if is_lease_missing(&m) => {}
-                Err(e) => return Err(e),
-            }
+            self.etcd
+                .revoke("revoking a former lease", self.opts.request_timeout, id)
+                .await?;
             self.leases_to_revoke.pop();
         }
         Ok(())
@@ -443,13 +449,15 @@ impl Supervisor {
 
     async fn reconcile_chunk(&mut self, lease: i64, keys: &[String]) -> Result<i64> {
         let timeout = self.opts.request_timeout;
-        let mut kv = self.etcd.kv_client();
         let read = etcd_client::Txn::new().and_then(
             keys.iter()
                 .map(|k| TxnOp::get(k.as_str(), None))
                 .collect::<Vec<_>>(),
         );
-        let read = deadline("reading registrations", timeout, kv.txn(read)).await?;
+        let read = self
+            .etcd
+            .txn("reading registrations", timeout, read)
+            .await?;
         let read_rev = read.header().map(|h| h.revision()).unwrap_or(0);
 
         let mut compares = Vec::new();
@@ -504,7 +512,10 @@ impl Supervisor {
             return Ok(read_rev);
         }
         let write = etcd_client::Txn::new().when(compares).and_then(puts);
-        let written = deadline("restoring registrations", timeout, kv.txn(write)).await?;
+        let written = self
+            .etcd
+            .txn("restoring registrations", timeout, write)
+            .await?;
         if !written.succeeded() {
             // Something changed between our read and write: read again next round.
             return Err(Error::Etcd("registrations changed while healing".into()));
@@ -526,7 +537,6 @@ impl Supervisor {
     async fn delete_orphans(&mut self) -> Result<()> {
         let timeout = self.opts.request_timeout;
         let lease = self.lease.map(|l| l.id).unwrap_or(0);
-        let mut kv = self.etcd.kv_client();
         while let Some(key) = self.orphans.iter().next().cloned() {
             if self.entries.contains_key(&key) {
                 self.orphans.remove(&key);
@@ -536,7 +546,9 @@ impl Supervisor {
             let txn = etcd_client::Txn::new()
                 .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
                 .and_then([TxnOp::delete(key.as_str(), None)]);
-            deadline("removing a leftover key", timeout, kv.txn(txn)).await?;
+            self.etcd
+                .txn("removing a leftover key", timeout, txn)
+                .await?;
             self.orphans.remove(&key);
         }
         Ok(())
@@ -560,15 +572,12 @@ impl Supervisor {
                 .with_start_revision(from_rev.max(1))
         };
         let timeout = self.opts.request_timeout;
-        let mut client = self.etcd.watch_client();
-        let mut stream = deadline(
-            "opening watch",
-            timeout,
-            client.watch(ranges[0].as_str(), Some(options())),
-        )
-        .await?;
+        let mut stream = self
+            .etcd
+            .watch("opening watch", timeout, &ranges[0], options())
+            .await?;
         for range in &ranges[1..] {
-            deadline(
+            bounded(
                 "opening watch",
                 timeout,
                 stream.watch(range.as_str(), Some(options())),
@@ -790,7 +799,6 @@ impl Supervisor {
     }
 
     async fn put_chunk(&self, chunk: &[&NewEntry], lease: i64, until: Instant) -> Result<i64> {
-        let mut kv = self.etcd.kv_client();
         let puts: Vec<TxnOp> = chunk
             .iter()
             .map(|e| {
@@ -802,7 +810,7 @@ impl Supervisor {
             })
             .collect();
         let txn = etcd_client::Txn::new().and_then(puts);
-        let resp = deadline("register", remaining(until), kv.txn(txn)).await?;
+        let resp = self.etcd.txn("register", remaining(until), txn).await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
@@ -849,7 +857,6 @@ impl Supervisor {
             ));
         };
         // Rewrite in place, only while the key is still under our lease: no window without it.
-        let mut kv = self.etcd.kv_client();
         let txn = etcd_client::Txn::new()
             .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
             .and_then([TxnOp::put(
@@ -857,7 +864,7 @@ impl Supervisor {
                 value.as_str(),
                 Some(etcd_client::PutOptions::new().with_lease(lease)),
             )]);
-        let result = deadline("update", remaining(until), kv.txn(txn)).await;
+        let result = self.etcd.txn("update", remaining(until), txn).await;
         match result {
             Ok(resp) if resp.succeeded() => {
                 if let Some(entry) = self.entries.get_mut(&key) {
@@ -890,14 +897,13 @@ impl Supervisor {
             self.events.emit(Event::Deregistered { key });
             return Ok(()); // the key is another process's now: not ours to delete
         }
-        let mut kv = self.etcd.kv_client();
         let txn = match self.lease {
             Some(lease) => etcd_client::Txn::new()
                 .when([Compare::lease(key.as_str(), CompareOp::Equal, lease.id)])
                 .and_then([TxnOp::delete(key.as_str(), None)]),
             None => etcd_client::Txn::new().and_then([TxnOp::delete(key.as_str(), None)]),
         };
-        match deadline("deregister", remaining(until), kv.txn(txn)).await {
+        match self.etcd.txn("deregister", remaining(until), txn).await {
             Ok(_) => {
                 self.events.emit(Event::Deregistered { key });
                 Ok(())
@@ -916,14 +922,9 @@ impl Supervisor {
         self.watch = None;
         let result = match self.lease.take() {
             Some(lease) => {
-                let mut client = self.etcd.lease_client();
-                deadline(
-                    "closing (lease revoke)",
-                    remaining(until),
-                    client.revoke(lease.id),
-                )
-                .await
-                .map(|_| ())
+                self.etcd
+                    .revoke("closing (lease revoke)", remaining(until), lease.id)
+                    .await
             }
             None => Ok(()),
         };
@@ -955,10 +956,6 @@ fn remaining(until: Instant) -> Duration {
     until
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1))
-}
-
-fn is_lease_missing(message: &str) -> bool {
-    message.contains("lease not found")
 }
 
 /// Backoff with ±25 % jitter so many clients do not retry in step.

@@ -1,0 +1,168 @@
+//! Every request to etcd, with its deadline. A request that could not even
+//! be sent (the balancer chose a member whose connection is down) is tried
+//! again until the deadline, so the balancer can pick a live member: one
+//! dead member of a cluster never fails a call that another could serve.
+
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{
+    GetOptions, GetResponse, LeaseGrantResponse, Txn, TxnResponse, WatchOptions, WatchStream,
+};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Longest pause between two tries of an unsent request.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// The etcd connection of a client, with deadline-bound requests.
+#[derive(Clone)]
+pub(crate) struct Etcd {
+    client: etcd_client::Client,
+}
+
+impl Etcd {
+    pub(crate) fn new(client: etcd_client::Client) -> Self {
+        Etcd { client }
+    }
+
+    /// The underlying client, for streams that manage their own deadlines (keepalive).
+    pub(crate) fn raw(&self) -> &etcd_client::Client {
+        &self.client
+    }
+
+    pub(crate) async fn txn(
+        &self,
+        op: &'static str,
+        after: Duration,
+        txn: Txn,
+    ) -> Result<TxnResponse> {
+        retrying(op, after, || {
+            let mut kv = self.client.kv_client();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
+    }
+
+    pub(crate) async fn get_prefix(
+        &self,
+        op: &'static str,
+        after: Duration,
+        prefix: &str,
+    ) -> Result<GetResponse> {
+        retrying(op, after, || {
+            let mut kv = self.client.kv_client();
+            let prefix = prefix.to_string();
+            async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+        })
+        .await
+    }
+
+    pub(crate) async fn grant(&self, after: Duration, ttl_secs: i64) -> Result<LeaseGrantResponse> {
+        retrying("lease grant", after, || {
+            let mut lease = self.client.lease_client();
+            async move { lease.grant(ttl_secs, None).await }
+        })
+        .await
+    }
+
+    /// Revokes `id`; a lease etcd no longer knows counts as revoked.
+    pub(crate) async fn revoke(&self, op: &'static str, after: Duration, id: i64) -> Result<()> {
+        let result = retrying(op, after, || {
+            let mut lease = self.client.lease_client();
+            async move { lease.revoke(id).await }
+        })
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(Error::Etcd(m)) if is_lease_missing(&m) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn watch(
+        &self,
+        op: &'static str,
+        after: Duration,
+        key: &str,
+        options: WatchOptions,
+    ) -> Result<WatchStream> {
+        retrying(op, after, || {
+            let mut watch = self.client.watch_client();
+            let (key, options) = (key.to_string(), options.clone());
+            async move { watch.watch(key, Some(options)).await }
+        })
+        .await
+    }
+}
+
+/// Whether etcd reported that a lease does not exist (expired, revoked, wiped).
+pub(crate) fn is_lease_missing(message: &str) -> bool {
+    message.contains("lease not found")
+}
+
+/// Runs `attempt` until it succeeds, fails for a reason other than "not
+/// sent", or `after` has passed.
+pub(crate) async fn retrying<T, F, Fut>(
+    op: &'static str,
+    after: Duration,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let until = Instant::now() + after;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let err = match tokio::time::timeout_at(until, attempt()).await {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    operation: op,
+                    after,
+                })
+            }
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => err,
+        };
+        if !was_not_sent(&err) || Instant::now() + pause >= until {
+            return Err(match Error::from(err) {
+                Error::Timeout { .. } => Error::Timeout {
+                    operation: op,
+                    after,
+                },
+                other => other,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+}
+
+/// Runs one attempt of `fut` with a deadline (for what must not be repeated).
+pub(crate) async fn bounded<T>(
+    op: &'static str,
+    after: Duration,
+    fut: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, fut).await {
+        Err(_) => Err(Error::Timeout {
+            operation: op,
+            after,
+        }),
+        Ok(result) => result.map_err(Error::from),
+    }
+}
+
+/// Errors that prove the request never reached etcd: no connection could be made.
+fn was_not_sent(err: &etcd_client::Error) -> bool {
+    match err {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            s.code() == tonic::Code::Unavailable && s.message().contains("connect")
+        }
+        _ => false,
+    }
+}
