@@ -88,6 +88,10 @@ typedef enum registry_status {
    * A bug inside libregistry was caught at the boundary; the message says where.
    */
   REGISTRY_PANIC = 12,
+  /**
+   * Nothing matched (for example, no instance qualifies for a pick).
+   */
+  REGISTRY_NOT_FOUND = 13,
 } registry_status;
 
 /**
@@ -125,12 +129,36 @@ typedef enum registry_event_kind {
 } registry_event_kind;
 
 /**
+ * What changed in a watched service.
+ */
+typedef enum registry_change_kind {
+  /**
+   * A new instance (also reported for every instance found at start).
+   */
+  REGISTRY_CHANGE_ADDED = 1,
+  /**
+   * An instance's value changed (metadata, weight...).
+   */
+  REGISTRY_CHANGE_UPDATED = 2,
+  /**
+   * An instance is gone (deregistered, lease expired, deleted).
+   */
+  REGISTRY_CHANGE_REMOVED = 3,
+} registry_change_kind;
+
+/**
  * A client (opaque): holds one lease shared by all its registrations.
  * Thread-safe: any number of threads may call `registry_register`,
  * `registry_update`, `registry_deregister` and the getters at once.
  * `registry_client_free` must not race with other calls on the same client.
  */
 typedef struct registry_client registry_client;
+
+/**
+ * A list of instances (opaque), owned by the caller: free it with
+ * `registry_instance_list_free`. Read-only, so safe to read from many threads.
+ */
+typedef struct registry_instance_list registry_instance_list;
 
 /**
  * Client options (opaque). Not thread-safe: use one from one thread at a time.
@@ -147,6 +175,12 @@ typedef struct registry_registration registry_registration;
  * A service to register (opaque). Not thread-safe while being modified.
  */
 typedef struct registry_service registry_service;
+
+/**
+ * A watcher (opaque): a cache of one service's instances that follows every
+ * change. Snapshot and pick are thread-safe and never wait on the network.
+ */
+typedef struct registry_watcher registry_watcher;
 
 /**
  * One event. Every pointer in it is owned by the library and valid only
@@ -187,6 +221,33 @@ typedef struct registry_event {
  * An event callback: `userdata` first, then the event (valid during the call only).
  */
 typedef void (*registry_event_callback)(void *userdata, const struct registry_event *event);
+
+/**
+ * One change. Valid only during the callback; everything in it is owned by the library.
+ */
+typedef struct registry_change {
+  /**
+   * What happened.
+   */
+  enum registry_change_kind kind;
+  /**
+   * The instance's etcd key.
+   */
+  const char *key;
+  /**
+   * The instance's address.
+   */
+  const char *addr;
+  /**
+   * The instance as a one-element list, for `registry_instance_list_get(instance, 0, ...)`.
+   */
+  const struct registry_instance_list *instance;
+} registry_change;
+
+/**
+ * A change callback: `userdata` first, then the change (valid during the call only).
+ */
+typedef void (*registry_change_callback)(void *userdata, const struct registry_change *change);
 
 #ifdef __cplusplus
 extern "C" {
@@ -291,6 +352,143 @@ enum registry_status registry_client_set_event_callback(struct registry_client *
  * `client`, `service` live; `buf` has `buf_len` writable bytes.
  */
 enum registry_status registry_client_key_of(const struct registry_client *client, const struct registry_service *service, char *buf, size_t buf_len, size_t *needed_out);
+
+/**
+ * Reads every instance of service `name` once (the prefix "{prefix}/name/",
+ * so "foo" never sees "foo_other"), sorted by key; values that are not
+ * instances are skipped. On success writes a new list to `*list_out`.
+ *
+ * # Safety
+ * `client` live; `name` a NUL-terminated string; `list_out` writable.
+ */
+enum registry_status registry_discover(const struct registry_client *client, const char *name, struct registry_instance_list **list_out);
+
+/**
+ * How many instances `list` holds (0 for NULL).
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+size_t registry_instance_list_len(const struct registry_instance_list *list);
+
+/**
+ * The address ("host:port") of instance `index`; NULL when out of range.
+ * Owned by the list: valid until it is freed.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *registry_instance_list_addr(const struct registry_instance_list *list, size_t index);
+
+/**
+ * The etcd key of instance `index`; NULL when out of range. Owned by the list.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *registry_instance_list_key(const struct registry_instance_list *list, size_t index);
+
+/**
+ * The service name of instance `index`; NULL when out of range. Owned by the list.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *registry_instance_list_name(const struct registry_instance_list *list, size_t index);
+
+/**
+ * Metadata entry `metadata_key` of instance `index` as text ("100" for a
+ * weight); NULL when absent, out of range, or an argument is NULL. Owned by the list.
+ *
+ * # Safety
+ * `list` NULL or a live list; `metadata_key` NULL or a NUL-terminated string.
+ */
+const char *registry_instance_list_get(const struct registry_instance_list *list, size_t index, const char *metadata_key);
+
+/**
+ * How many metadata entries instance `index` has (0 when out of range).
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+size_t registry_instance_list_metadata_len(const struct registry_instance_list *list, size_t index);
+
+/**
+ * The name of metadata entry `entry` of instance `index` (read its value
+ * with `registry_instance_list_get`); NULL when out of range. Owned by the list.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *registry_instance_list_metadata_key(const struct registry_instance_list *list, size_t index, size_t entry);
+
+/**
+ * Frees a list; NULL does nothing.
+ *
+ * # Safety
+ * `list` NULL or a live list, not used afterwards.
+ */
+void registry_instance_list_free(struct registry_instance_list *list);
+
+/**
+ * Starts watching service `name`: lists it (failing within the request
+ * timeout if etcd cannot be read), then follows every change, surviving
+ * broken connections, etcd restarts, wipes and compaction. `callback` may
+ * be NULL; otherwise it is called with `userdata` for every change, in
+ * order, on a libregistry thread (first an ADDED for each instance found
+ * at start, possibly before this call returns); keep it short and make no
+ * blocking `registry_` call from it. Picks prefer REGISTRY_ZONE, then
+ * REGISTRY_REGION (see `registry_watcher_set_policy`). On success writes a
+ * new watcher to `*watcher_out`, freed by `registry_watcher_free`.
+ *
+ * # Safety
+ * `client` live; `name` NUL-terminated; `watcher_out` writable; `callback`
+ * safe to call from another thread with `userdata` until the watcher is freed.
+ */
+enum registry_status registry_watch(const struct registry_client *client, const char *name, registry_change_callback callback, void *userdata, struct registry_watcher **watcher_out);
+
+/**
+ * A snapshot of the cached instances, sorted by key, as a new list in
+ * `*list_out` (free it with `registry_instance_list_free`). Never waits on
+ * the network. Thread-safe.
+ *
+ * # Safety
+ * `watcher` live; `list_out` writable.
+ */
+enum registry_status registry_watcher_snapshot(const struct registry_watcher *watcher, struct registry_instance_list **list_out);
+
+/**
+ * Picks an instance (weighted random by `weight`, weight 0 never; own zone
+ * first, then own region, then all) and copies its address, NUL-terminated,
+ * into `buf` of `buf_len` bytes; `*needed_out` (if not NULL) gets the
+ * length needed including the NUL. REGISTRY_NOT_FOUND when no instance
+ * qualifies; REGISTRY_INVALID_ARGUMENT when the buffer is too small.
+ * Never waits on the network. Thread-safe.
+ *
+ * # Safety
+ * `watcher` live; `buf` has `buf_len` writable bytes; `needed_out` NULL or writable.
+ */
+enum registry_status registry_watcher_pick(const struct registry_watcher *watcher, char *buf, size_t buf_len, size_t *needed_out);
+
+/**
+ * Sets how `registry_watcher_pick` chooses: prefer `zone`, then `region`
+ * (NULL: no preference); only instances with `env` / `deployment` (NULL:
+ * any); round robin instead of weighted random when `round_robin` is true.
+ * Strings are copied. Thread-safe.
+ *
+ * # Safety
+ * `watcher` live; each string NULL or NUL-terminated.
+ */
+enum registry_status registry_watcher_set_policy(const struct registry_watcher *watcher, const char *zone, const char *region, const char *env, const char *deployment, bool round_robin);
+
+/**
+ * Stops the watcher and frees it; no callback runs after this returns.
+ * NULL does nothing. Must not be called from the watcher's own callback.
+ *
+ * # Safety
+ * `watcher` NULL or a live watcher, not used afterwards.
+ */
+void registry_watcher_free(struct registry_watcher *watcher);
 
 /**
  * A new set of options with nothing set. Free it with

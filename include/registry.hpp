@@ -11,7 +11,11 @@
 #define LIBREGISTRY_REGISTRY_HPP
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -147,6 +151,101 @@ class registration {
   registry_registration *raw_;
 };
 
+/// A provider instance found by discovery.
+struct instance {
+  std::string key;
+  std::string name;
+  std::string addr;
+  std::map<std::string, std::string> metadata;  // values as text ("100" for a weight)
+
+  /// A metadata entry, if present.
+  std::optional<std::string> get(const std::string &k) const {
+    auto it = metadata.find(k);
+    if (it == metadata.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+namespace detail {
+inline instance read_instance(const registry_instance_list *list, size_t i) {
+  instance inst{registry_instance_list_key(list, i), registry_instance_list_name(list, i),
+                registry_instance_list_addr(list, i), {}};
+  for (size_t j = 0; j < registry_instance_list_metadata_len(list, i); j++) {
+    const char *k = registry_instance_list_metadata_key(list, i, j);
+    inst.metadata[k] = registry_instance_list_get(list, i, k);
+  }
+  return inst;
+}
+
+/// Converts and frees a list.
+inline std::vector<instance> take_list(registry_instance_list *list) {
+  std::vector<instance> out;
+  for (size_t i = 0; i < registry_instance_list_len(list); i++) out.push_back(read_instance(list, i));
+  registry_instance_list_free(list);
+  return out;
+}
+}  // namespace detail
+
+/// A live cache of one service's instances; stops in its destructor.
+class watcher {
+ public:
+  using callback = std::function<void(registry_change_kind, const instance &)>;
+
+  watcher(registry_client *client, const std::string &name, callback on_change)
+      : on_change_(on_change ? std::make_unique<callback>(std::move(on_change)) : nullptr) {
+    detail::check(registry_watch(client, name.c_str(), on_change_ ? &watcher::trampoline : nullptr,
+                                 on_change_.get(), &raw_));
+  }
+  ~watcher() { registry_watcher_free(raw_); }
+  watcher(const watcher &) = delete;
+  watcher &operator=(const watcher &) = delete;
+  watcher(watcher &&other) noexcept
+      : on_change_(std::move(other.on_change_)), raw_(std::exchange(other.raw_, nullptr)) {}
+
+  /// The cached instances, sorted by key; never waits on the network.
+  std::vector<instance> instances() const {
+    registry_instance_list *list = nullptr;
+    detail::check(registry_watcher_snapshot(raw_, &list));
+    return detail::take_list(list);
+  }
+
+  /// An address picked by weight and zone, or nullopt when none qualifies.
+  std::optional<std::string> pick() const {
+    char buf[300];
+    size_t needed = 0;
+    registry_status st = registry_watcher_pick(raw_, buf, sizeof buf, &needed);
+    if (st == REGISTRY_NOT_FOUND) return std::nullopt;
+    if (st == REGISTRY_INVALID_ARGUMENT && needed > sizeof buf) {
+      std::string big(needed, '\0');
+      detail::check(registry_watcher_pick(raw_, big.data(), big.size(), nullptr));
+      big.resize(needed - 1);
+      return big;
+    }
+    detail::check(st);
+    return std::string(buf);
+  }
+
+  /// Zone and region preferred, env and deployment required ("" for none).
+  void set_policy(const std::string &zone, const std::string &region, const std::string &env = "",
+                  const std::string &deployment = "", bool round_robin = false) {
+    auto opt = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+    detail::check(registry_watcher_set_policy(raw_, opt(zone), opt(region), opt(env), opt(deployment),
+                                              round_robin));
+  }
+
+ private:
+  static void trampoline(void *userdata, const registry_change *change) {
+    try {
+      (*static_cast<callback *>(userdata))(change->kind, detail::read_instance(change->instance, 0));
+    } catch (...) {
+      // An exception must not unwind into the library's thread.
+    }
+  }
+
+  std::unique_ptr<callback> on_change_;
+  registry_watcher *raw_ = nullptr;
+};
+
 /// One etcd connection and lease; revokes the lease in its destructor.
 class client {
  public:
@@ -170,6 +269,18 @@ class client {
     int64_t lease = 0;
     detail::check(registry_client_lease_id(raw_, &lease));
     return lease;
+  }
+
+  /// Every instance of `name`, read once.
+  std::vector<instance> discover(const std::string &name) const {
+    registry_instance_list *list = nullptr;
+    detail::check(registry_discover(raw_, name.c_str(), &list));
+    return detail::take_list(list);
+  }
+
+  /// A watcher on `name`; `on_change` (optional) runs on a library thread.
+  watcher watch(const std::string &name, watcher::callback on_change = {}) const {
+    return watcher(raw_, name, std::move(on_change));
   }
 
   registry_client *raw() const noexcept { return raw_; }

@@ -10,6 +10,7 @@
 
 mod boundary;
 mod client;
+mod discovery;
 mod events;
 mod options;
 mod registration;
@@ -18,6 +19,7 @@ mod status;
 mod version;
 
 pub use client::*;
+pub use discovery::*;
 pub use events::*;
 pub use options::*;
 pub use registration::*;

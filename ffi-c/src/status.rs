@@ -30,6 +30,8 @@ pub enum registry_status {
     REGISTRY_ETCD_ERROR = 11,
     /// A bug inside libregistry was caught at the boundary; the message says where.
     REGISTRY_PANIC = 12,
+    /// Nothing matched (for example, no instance qualifies for a pick).
+    REGISTRY_NOT_FOUND = 13,
 }
 
 impl registry_status {

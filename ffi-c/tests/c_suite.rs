@@ -173,30 +173,50 @@ async fn bad_input_through_every_function_shared_and_static() {
     );
 }
 
+/// The C programs that run against etcd, checked under every tool.
+const SUITES: [&str; 2] = ["test_bad_input", "test_discovery"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_through_the_c_abi() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_discovery",
+        &["tests/c/test_discovery.c"],
+        &[],
+        Link::Shared,
+    );
+    let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn address_and_undefined_behaviour_sanitizers_are_clean() {
     let etcd = Etcd::start().await;
-    let exe = compile_c(
-        "test_bad_input_asan",
-        &["tests/c/test_bad_input.c"],
-        &[
-            "-fsanitize=address,undefined",
-            "-fno-omit-frame-pointer",
-            "-fno-sanitize-recover=all",
-            "-g",
-        ],
-        Link::Shared,
-    );
-    let out = run_ok(
-        Command::new(&exe)
-            .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-            .env(
-                "ASAN_OPTIONS",
-                "detect_leaks=1:abort_on_error=0:exitcode=97",
-            )
-            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
-    );
-    assert!(out.contains("all checks passed"), "{out}");
+    let sanitize = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=all",
+        "-g",
+    ];
+    for suite in SUITES {
+        let source = format!("tests/c/{suite}.c");
+        let exe = compile_c(
+            &format!("{suite}_asan"),
+            &[&source],
+            &sanitize,
+            Link::Shared,
+        );
+        let out = run_ok(
+            Command::new(&exe)
+                .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+                .env(
+                    "ASAN_OPTIONS",
+                    "detect_leaks=1:abort_on_error=0:exitcode=97",
+                )
+                .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+        );
+        assert!(out.contains("all checks passed"), "{suite}: {out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,26 +226,23 @@ async fn valgrind_memcheck_is_clean() {
         return;
     }
     let etcd = Etcd::start().await;
-    let exe = compile_c(
-        "test_bad_input_vg",
-        &["tests/c/test_bad_input.c"],
-        &["-g"],
-        Link::Shared,
-    );
-    let out = run_ok(
-        Command::new("valgrind")
-            .args([
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--error-exitcode=99",
-                "--trace-children=no",
-                "-q",
-            ])
-            .arg(&exe)
-            .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-            .env("REGISTRY_TEST_SKIP_FORK", "1"),
-    );
-    assert!(out.contains("all checks passed"), "{out}");
+    for suite in SUITES {
+        let source = format!("tests/c/{suite}.c");
+        let exe = compile_c(&format!("{suite}_vg"), &[&source], &["-g"], Link::Shared);
+        let out = run_ok(
+            Command::new("valgrind")
+                .args([
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite",
+                    "--error-exitcode=99",
+                    "-q",
+                ])
+                .arg(&exe)
+                .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+                .env("REGISTRY_TEST_SKIP_FORK", "1"),
+        );
+        assert!(out.contains("all checks passed"), "{suite}: {out}");
+    }
 }
 
 #[test]
@@ -237,21 +254,38 @@ fn header_compiles_twice_and_as_cpp_with_the_wrapper() {
         Link::Shared,
     );
     run_ok(&mut Command::new(exe));
-    let obj = out_dir().join("header_cpp");
+    run_ok(&mut Command::new(compile_cpp(
+        "header_cpp",
+        "tests/c/header_cpp.cpp",
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpp_wrapper_against_etcd() {
+    let etcd = Etcd::start().await;
+    let exe = compile_cpp("test_cpp", "tests/c/test_cpp.cpp");
+    let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
+/// Compiles one C++17 source against the shared library, warnings as errors.
+fn compile_cpp(name: &str, source: &str) -> PathBuf {
+    let exe = out_dir().join(name);
     run_ok(
         Command::new("c++")
             .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
             .arg("-I")
             .arg(root().join("include"))
-            .arg(root().join("tests/c/header_cpp.cpp"))
+            .arg(root().join(source))
             .arg("-o")
-            .arg(&obj)
+            .arg(&exe)
             .arg("-L")
             .arg(lib_dir())
             .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
-            .arg("-lregistry"),
+            .arg("-lregistry")
+            .arg("-lpthread"),
     );
-    run_ok(&mut Command::new(obj));
+    exe
 }
 
 fn spawn_provider(exe: &Path, etcd: &Etcd) -> (Child, BufReader<std::process::ChildStdout>) {
@@ -269,20 +303,7 @@ fn spawn_provider(exe: &Path, etcd: &Etcd) -> (Child, BufReader<std::process::Ch
 async fn c_and_cpp_example_providers_register_until_sigterm() {
     let etcd = Etcd::start().await;
     let c_exe = compile_c("provider_c", &["examples/c/provider.c"], &[], Link::Shared);
-    let cpp_exe = out_dir().join("provider_cpp");
-    run_ok(
-        Command::new("c++")
-            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
-            .arg("-I")
-            .arg(root().join("include"))
-            .arg(root().join("examples/cpp/provider.cpp"))
-            .arg("-o")
-            .arg(&cpp_exe)
-            .arg("-L")
-            .arg(lib_dir())
-            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
-            .arg("-lregistry"),
-    );
+    let cpp_exe = compile_cpp("provider_cpp", "examples/cpp/provider.cpp");
     let mut raw = etcd.raw().await;
     for exe in [c_exe, cpp_exe] {
         let (mut child, mut stdout) = spawn_provider(&exe, &etcd);
