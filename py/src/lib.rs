@@ -23,7 +23,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<registry::Registration>()?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_next, module)?)?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
-    module.add_function(wrap_pyfunction!(bench::bench_core_register, module)?)?;
+    module.add_class::<bench::BenchCore>()?;
     module.add("CORE_VERSION", libregistry::VERSION)?;
     logs::install();
     Ok(())

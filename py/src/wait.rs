@@ -1,8 +1,8 @@
 //! Waiting for work done on the library runtime, two ways:
 //!
-//! - [`block`]: the calling Python thread waits with the GIL released, in
-//!   short slices, checking for signals (Ctrl-C) between them. An
-//!   interrupted call leaves nothing behind: its result is undone when it
+//! - [`block`]: the calling Python thread drives the call with the GIL
+//!   released, in short slices, checking for signals (Ctrl-C) between them.
+//!   An interrupted call leaves nothing behind: its result is undone when it
 //!   arrives (a registration is deregistered, a client closed).
 //! - [`start_async`]: returns an asyncio future; a completer thread of ours
 //!   (never the library runtime's thread, which must not wait for the GIL)
@@ -11,13 +11,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyList};
+use tokio::runtime::Handle;
 
 use crate::errors;
 
@@ -27,87 +28,62 @@ const SIGNAL_CHECK_SLICE: Duration = Duration::from_millis(50);
 /// What to do with a result nobody waits for any more.
 pub type Undo<T> = fn(T) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
-enum State<T> {
-    Waiting,
-    Done(T),
-    Abandoned,
-}
+/// The library runtime's handle and the process it belongs to; fetched again
+/// in a forked child, where the core builds a new runtime.
+static HANDLE: Mutex<Option<(u32, Handle)>> = Mutex::new(None);
 
-/// Where the runtime task leaves its outcome for the waiting thread.
-struct Slot<T> {
-    state: Mutex<State<libregistry::Result<T>>>,
-    ready: Condvar,
-}
-
-impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, State<libregistry::Result<T>>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits up to `slice`; takes the result if it is there.
-    fn take_within(&self, slice: Duration) -> Option<libregistry::Result<T>> {
-        let mut state = self.lock();
-        if matches!(*state, State::Waiting) {
-            state = self
-                .ready
-                .wait_timeout_while(state, slice, |s| matches!(s, State::Waiting))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        match std::mem::replace(&mut *state, State::Waiting) {
-            State::Done(value) => Some(value),
-            other => {
-                *state = other;
-                None
-            }
+fn runtime_handle() -> libregistry::Result<Handle> {
+    let pid = std::process::id();
+    let mut slot = HANDLE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, handle)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(handle.clone());
         }
     }
+    let (tx, rx) = mpsc::sync_channel(1);
+    libregistry::spawn(async move {
+        let _ = tx.send(Handle::current());
+    })?;
+    let handle = rx
+        .recv()
+        .map_err(|_| libregistry::Error::Etcd("the libregistry runtime is gone".into()))?;
+    if let Some(inherited) = slot.replace((pid, handle.clone())) {
+        std::mem::forget(inherited); // the parent's runtime: nothing to release here
+    }
+    Ok(handle)
 }
 
-/// Runs `fut` on the library runtime and waits for it with the GIL released,
-/// staying interruptible, and maps its error. On an exception from a signal
-/// handler (Ctrl-C), a success that arrives later is passed to `undo`.
+/// Runs `fut` to completion with the GIL released and maps its error. Like
+/// the core's blocking API, the future is driven on the calling thread (the
+/// engine itself runs on the library runtime), in slices between which
+/// signals are checked: Ctrl-C raises at once, and the call goes on in the
+/// background, where a success is passed to `undo`.
 pub fn block<T, F>(py: Python<'_>, fut: F, undo: Option<Undo<T>>) -> PyResult<T>
 where
     T: Send + 'static,
     F: Future<Output = libregistry::Result<T>> + Send + 'static,
 {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(State::Waiting),
-        ready: Condvar::new(),
-    });
-    let task_slot = slot.clone();
-    libregistry::spawn(async move {
-        let outcome = fut.await;
-        let leftover = {
-            let mut state = task_slot.lock();
-            if matches!(*state, State::Abandoned) {
-                Some(outcome)
-            } else {
-                *state = State::Done(outcome);
-                task_slot.ready.notify_one();
-                None
-            }
-        };
-        if let (Some(Ok(value)), Some(undo)) = (leftover, undo) {
-            undo(value).await;
-        }
-    })
-    .map_err(|e| errors::to_py(py, e))?;
-
+    let mut fut = Box::pin(fut);
     loop {
-        if let Some(outcome) = py.detach(|| slot.take_within(SIGNAL_CHECK_SLICE)) {
-            return outcome.map_err(|e| errors::to_py(py, e));
+        let step = py.detach(|| {
+            let handle = runtime_handle()?;
+            Ok::<_, libregistry::Error>(handle.block_on(async {
+                tokio::time::timeout(SIGNAL_CHECK_SLICE, &mut fut)
+                    .await
+                    .ok()
+            }))
+        });
+        match step {
+            Err(e) => return Err(errors::to_py(py, e)),
+            Ok(Some(outcome)) => return outcome.map_err(|e| errors::to_py(py, e)),
+            Ok(None) => {}
         }
         if let Err(interrupted) = py.check_signals() {
-            let mut state = slot.lock();
-            if let State::Done(Ok(value)) = std::mem::replace(&mut *state, State::Abandoned) {
-                drop(state);
-                if let Some(undo) = undo {
-                    // Not awaited: the caller is leaving now.
-                    let _ = libregistry::spawn(undo(value));
+            let _ = libregistry::spawn(async move {
+                if let (Ok(value), Some(undo)) = (fut.await, undo) {
+                    undo(value).await;
                 }
-            }
+            });
             return Err(interrupted);
         }
     }

@@ -203,3 +203,18 @@ def test_public_names() -> None:
     for name in [n for n in libregistry.__all__ if n.endswith("Error")]:
         assert issubclass(getattr(libregistry, name), libregistry.RegistryError)
     assert libregistry.RegistryError.__module__ == "libregistry"
+
+
+def test_a_registry_dropped_without_close_revokes_once_no_handle_is_left(etcd: Etcd, prefix: str) -> None:
+    import gc
+
+    reg = libregistry.Registry(etcd.endpoint, prefix=prefix)
+    r = reg.register("svc", "127.0.0.1:1")
+    key, lease = r.key, reg.lease_id
+    del reg
+    gc.collect()
+    assert etcd.get(key) is not None, "a registration handle keeps its Registry alive"
+    del r
+    gc.collect()
+    wait_until(lambda: etcd.get(key) is None, 5, "revoked in the background")
+    assert lease is not None and not etcd.lease_alive(lease)

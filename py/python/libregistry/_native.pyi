@@ -20,7 +20,7 @@ __all__ = [
     "Registration",
     "dispatch_next",
     "dispatch_stop",
-    "bench_core_register",
+    "BenchCore",
     "CORE_VERSION",
 ]
 
@@ -127,10 +127,8 @@ class Registration:
 
 def dispatch_next(timeout: float) -> Optional[Tuple[Any, ...]]: ...
 def dispatch_stop() -> None: ...
-def bench_core_register(
-    endpoints: List[str],
-    name: str,
-    first_port: int,
-    count: int,
-    metadata: Optional[_Metadata] = None,
-) -> List[int]: ...
+@final
+class BenchCore:
+    def __new__(cls, endpoints: List[str]) -> BenchCore: ...
+    def register(self, name: str, addr: str, metadata: Optional[_Metadata] = None) -> int: ...
+    def close(self) -> None: ...
