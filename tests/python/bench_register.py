@@ -141,8 +141,7 @@ def main() -> int:
         ok = parallel(etcd, 500) and ok
     except libregistry.RegistryError:
         if etcd.proc is not None and etcd.proc.poll() is not None:
-            panic = [line for line in etcd.log_tail(400).splitlines() if '"level":"panic"' in line or line.startswith("panic")]
-            print(f"etcd exited during the benchmark: {panic[:2]}")
+            print(f"etcd exited during the benchmark: {etcd.died_of()}")
         raise
     finally:
         etcd.stop()

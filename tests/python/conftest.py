@@ -24,11 +24,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def etcd() -> Iterator[Etcd]:
-    """One etcd shared by the session; tests keep to their own prefix."""
+def session_etcd() -> Iterator[Etcd]:
     member = Etcd().start()
     yield member
     member.stop()
+
+
+@pytest.fixture
+def etcd(session_etcd: Etcd) -> Iterator[Etcd]:
+    """One etcd shared by the session; tests keep to their own prefix. If it
+    died during a test, that test fails with etcd's last words and the next
+    test gets a fresh one."""
+    yield session_etcd
+    if session_etcd.proc is not None and session_etcd.proc.poll() is not None:
+        last_words = session_etcd.died_of()
+        session_etcd.restart(wipe=True)
+        pytest.fail(f"etcd exited during this test: {last_words}")
 
 
 @pytest.fixture

@@ -161,6 +161,8 @@ class Etcd:
 
     def restart(self, wipe: bool = False) -> None:
         """Kills it and starts it again on the same ports, on the same or wiped data."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.proc = None  # already dead
         self.kill()
         if wipe:
             shutil.rmtree(self.dir / "data", ignore_errors=True)
@@ -179,6 +181,13 @@ class Etcd:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def died_of(self) -> str:
+        """etcd's panic or fatal line, if its log has one."""
+        for line in self.log_tail(400).splitlines():
+            if '"level":"panic"' in line or '"level":"fatal"' in line or line.startswith("panic:"):
+                return line[:600]
+        return "(no panic in its log)\n" + self.log_tail()
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -218,3 +218,16 @@ def test_a_registry_dropped_without_close_revokes_once_no_handle_is_left(etcd: E
     gc.collect()
     wait_until(lambda: etcd.get(key) is None, 5, "revoked in the background")
     assert lease is not None and not etcd.lease_alive(lease)
+
+
+@pytest.mark.parametrize("prefix_kind", ["none", "own"])
+def test_registering_one_after_another_keeps_etcd_healthy(own_etcd: Etcd, prefix: str, prefix_kind: str) -> None:
+    # A provider registering its instances one by one, as users do.
+    etcd = own_etcd
+    prefix = "" if prefix_kind == "none" else prefix
+    name = "seq"
+    with libregistry.Registry(etcd.endpoint, prefix=prefix) as reg:
+        for port in range(1000, 1200):
+            reg.register(name, f"127.0.0.1:{port}")
+        assert len(etcd.dump(f"{prefix}/{name}/")) == 200
+    assert etcd.proc is not None and etcd.proc.poll() is None, "etcd died: " + etcd.died_of()
