@@ -5,7 +5,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation
 
 setup:
 	@scripts/setup.sh
@@ -42,6 +42,10 @@ clean:
 ## Register latency through the C ABI next to the Rust core's (release build).
 bench-ffi: setup
 	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-ffi --bench register_latency
+
+## From register returning to a watcher's callback, next to etcd's own put latency (release).
+bench-propagation: setup
+	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-tests --bench propagation
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:

@@ -7,6 +7,7 @@
 //! against its cache, so a consumer never keeps a stale or duplicate instance.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -84,9 +85,41 @@ fn decode(name: &str, key: &[u8], value: &[u8]) -> Option<Cached> {
 
 /// What the watcher task shares with its handle.
 struct Shared {
-    snapshot: RwLock<Arc<Vec<Instance>>>,
+    /// The instances by key, as the task keeps them.
+    cache: Mutex<BTreeMap<String, Cached>>,
+    /// Bumped on every change of `cache`.
+    version: AtomicU64,
+    /// The last snapshot handed out and the version it reflects: rebuilt
+    /// only when read after a change, so a busy service costs the task
+    /// nothing per change beyond the change itself.
+    snapshot: RwLock<(u64, Arc<Vec<Instance>>)>,
     policy: RwLock<PickPolicy>,
     picker: Picker,
+}
+
+impl Shared {
+    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cached>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn instances(&self) -> Arc<Vec<Instance>> {
+        let wanted = self.version.load(Ordering::Acquire);
+        {
+            let snapshot = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+            if snapshot.0 == wanted {
+                return snapshot.1.clone();
+            }
+        }
+        let (version, fresh) = {
+            let cache = self.cache();
+            // Read under the cache lock: the version matches what we copy.
+            let version = self.version.load(Ordering::Acquire);
+            let fresh: Vec<Instance> = cache.values().map(|c| c.instance.clone()).collect();
+            (version, Arc::new(fresh))
+        };
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = (version, fresh.clone());
+        fresh
+    }
 }
 
 /// A live, cached view of one service's instances.
@@ -125,7 +158,9 @@ impl Watcher {
         let (initial, revision) = list(&etcd, &prefix, &name, timeout).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            snapshot: RwLock::new(Arc::new(Vec::new())),
+            cache: Mutex::new(BTreeMap::new()),
+            version: AtomicU64::new(1),
+            snapshot: RwLock::new((0, Arc::new(Vec::new()))),
             policy: RwLock::new(policy),
             picker: Picker::new(),
         });
@@ -134,7 +169,6 @@ impl Watcher {
             range: wire::service_prefix(&prefix, &name),
             name: name.clone(),
             timeout,
-            cache: BTreeMap::new(),
             shared: shared.clone(),
             changes: tx,
         };
@@ -155,11 +189,7 @@ impl Watcher {
 
     /// The cached instances, sorted by key. Cheap; never waits on the network.
     pub fn instances(&self) -> Arc<Vec<Instance>> {
-        self.shared
-            .snapshot
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.instances()
     }
 
     /// Picks an instance by the watcher's policy; `None` when none qualifies.
@@ -253,7 +283,6 @@ struct Follow {
     range: String,
     name: String,
     timeout: Duration,
-    cache: BTreeMap<String, Cached>,
     shared: Arc<Shared>,
     changes: mpsc::UnboundedSender<Change>,
 }
@@ -308,13 +337,14 @@ impl Follow {
             .into_iter()
             .map(|c| (c.instance.key.clone(), c))
             .collect();
-        let old = std::mem::replace(&mut self.cache, fresh);
+        let mut cache = self.shared.cache();
+        let old = std::mem::replace(&mut *cache, fresh);
         for (key, gone) in &old {
-            if !self.cache.contains_key(key) {
+            if !cache.contains_key(key) {
                 let _ = self.changes.send(Change::Removed(gone.instance.clone()));
             }
         }
-        for (key, now) in &self.cache {
+        for (key, now) in cache.iter() {
             let change = match old.get(key) {
                 None => Change::Added(now.instance.clone()),
                 Some(before) if before.raw != now.raw => Change::Updated(now.instance.clone()),
@@ -322,7 +352,7 @@ impl Follow {
             };
             let _ = self.changes.send(change);
         }
-        self.publish();
+        self.shared.version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Follows the watch from `start`; returns when it breaks.
@@ -346,53 +376,37 @@ impl Follow {
                     resp.cancel_reason()
                 )));
             }
-            let mut changed = false;
+            let mut cache = self.shared.cache();
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                match event.event_type() {
-                    EventType::Put => {
-                        let Some(cached) = decode(&self.name, kv.key(), kv.value()) else {
-                            // Overwritten by something unreadable: it is no instance any more.
-                            if let Some(gone) = self.cache.remove(&key) {
-                                let _ = self.changes.send(Change::Removed(gone.instance));
-                                changed = true;
-                            }
-                            continue;
-                        };
-                        let change = match self.cache.get(&key) {
-                            None => Some(Change::Added(cached.instance.clone())),
-                            Some(old) if old.raw != cached.raw => {
-                                Some(Change::Updated(cached.instance.clone()))
-                            }
-                            Some(_) => None, // rewritten unchanged (e.g. moved to a new lease)
-                        };
-                        self.cache.insert(key, cached);
-                        if let Some(change) = change {
-                            let _ = self.changes.send(change);
-                            changed = true;
+                let change = match event.event_type() {
+                    EventType::Put => match decode(&self.name, kv.key(), kv.value()) {
+                        // Overwritten by something unreadable: it is no instance any more.
+                        None => cache
+                            .remove(&key)
+                            .map(|gone| Change::Removed(gone.instance)),
+                        Some(now) => {
+                            let change = match cache.get(&key) {
+                                None => Some(Change::Added(now.instance.clone())),
+                                Some(before) if before.raw != now.raw => {
+                                    Some(Change::Updated(now.instance.clone()))
+                                }
+                                Some(_) => None, // rewritten unchanged (e.g. moved to a new lease)
+                            };
+                            cache.insert(key, now);
+                            change
                         }
-                    }
-                    EventType::Delete => {
-                        if let Some(gone) = self.cache.remove(&key) {
-                            let _ = self.changes.send(Change::Removed(gone.instance));
-                            changed = true;
-                        }
-                    }
+                    },
+                    EventType::Delete => cache
+                        .remove(&key)
+                        .map(|gone| Change::Removed(gone.instance)),
+                };
+                if let Some(change) = change {
+                    self.shared.version.fetch_add(1, Ordering::AcqRel);
+                    let _ = self.changes.send(change);
                 }
             }
-            if changed {
-                self.publish();
-            }
         }
-    }
-
-    fn publish(&self) {
-        let snapshot: Vec<Instance> = self.cache.values().map(|c| c.instance.clone()).collect();
-        *self
-            .shared
-            .snapshot
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     }
 }

@@ -91,7 +91,13 @@ impl From<etcd_client::Error> for Error {
         use tonic::Code;
         match err {
             E::GRpcStatus(status) => {
-                let msg = status.message().to_string();
+                // The message alone ("transport error") hides the cause; add the chain.
+                let mut msg = status.message().to_string();
+                let mut cause = std::error::Error::source(&status);
+                while let Some(c) = cause {
+                    msg = format!("{msg}: {c}");
+                    cause = c.source();
+                }
                 match status.code() {
                     Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Aborted => {
                         Error::Unavailable(if msg.is_empty() {

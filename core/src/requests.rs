@@ -7,7 +7,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
-    GetOptions, GetResponse, LeaseGrantResponse, Txn, TxnResponse, WatchOptions, WatchStream,
+    GetOptions, GetResponse, KeyValue, LeaseGrantResponse, Txn, TxnResponse, WatchOptions,
+    WatchStream,
 };
 use tokio::time::Instant;
 
@@ -58,6 +59,35 @@ impl Etcd {
             async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
         })
         .await
+    }
+
+    /// Reads single keys, all at once; returns each key's value, if any.
+    pub(crate) async fn get_keys(
+        &self,
+        op: &'static str,
+        after: Duration,
+        keys: &[String],
+    ) -> Result<Vec<Option<KeyValue>>> {
+        let mut reads = tokio::task::JoinSet::new();
+        for (index, key) in keys.iter().enumerate() {
+            let etcd = self.clone();
+            let key = key.clone();
+            reads.spawn(async move {
+                let got = retrying(op, after, || {
+                    let mut kv = etcd.client.kv_client();
+                    let key = key.clone();
+                    async move { kv.get(key, None).await }
+                })
+                .await;
+                (index, got)
+            });
+        }
+        let mut found = vec![None; keys.len()];
+        while let Some(joined) = reads.join_next().await {
+            let (index, got) = joined.map_err(|e| Error::Etcd(format!("read task failed: {e}")))?;
+            found[index] = got?.take_kvs().into_iter().next();
+        }
+        Ok(found)
     }
 
     pub(crate) async fn grant(&self, after: Duration, ttl_secs: i64) -> Result<LeaseGrantResponse> {

@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Compare, CompareOp, EventType, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
-};
+use etcd_client::{Compare, CompareOp, EventType, TxnOp, WatchOptions, WatchResponse, WatchStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -28,6 +26,8 @@ use crate::wire;
 pub(crate) const MAX_TXN_OPS: usize = 128;
 /// Up to this many service names get a watch each; beyond, one watch covers the whole prefix.
 const MAX_NAME_WATCHES: usize = 64;
+/// A healing step runs at least this long before a caller's command may preempt it.
+const PREEMPT_HEALING_AFTER: Duration = Duration::from_millis(50);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -113,6 +113,9 @@ pub(crate) struct Supervisor {
     leases_to_revoke: Vec<i64>,
     watch: Option<WatchStream>,
     watch_covers_prefix: bool,
+    /// Service names the open watch covers (kept when a name's last key goes:
+    /// watching it again would duplicate its events).
+    watched_names: BTreeSet<String>,
     /// When the current outage began (lease lost or watch broken).
     outage_since: Option<Instant>,
     retry_at: Instant,
@@ -152,6 +155,7 @@ impl Supervisor {
             leases_to_revoke: Vec::new(),
             watch: None,
             watch_covers_prefix: false,
+            watched_names: BTreeSet::new(),
             outage_since: None,
             retry_at: Instant::now(),
             backoff: FIRST_BACKOFF,
@@ -237,8 +241,13 @@ impl Supervisor {
                     // which resumes from its progress right after.
                     tokio::select! {
                         biased;
-                        cmd = commands.recv() => preempted = Some(cmd),
                         () = self.heal() => {}
+                        cmd = async {
+                            // Short steps finish first, so healing still
+                            // progresses under a steady stream of commands.
+                            tokio::time::sleep(PREEMPT_HEALING_AFTER).await;
+                            commands.recv().await
+                        } => preempted = Some(cmd),
                     }
                     if preempted.is_some() {
                         self.heal_soon();
@@ -390,15 +399,15 @@ impl Supervisor {
             self.grant(until).await?;
         }
         if self.watch.is_none() && !self.names.is_empty() {
-            // Read everything, then watch from just after what we read.
+            // Watch first, then check once everything written before the
+            // watch began: nothing can slip between the two.
+            self.open_watch().await?;
             self.dirty.extend(
                 self.entries
                     .iter()
                     .filter(|(_, e)| e.holder == Holder::Us)
                     .map(|(k, _)| k.clone()),
             );
-            let read_rev = self.reconcile_dirty().await?;
-            self.open_watch(read_rev + 1).await?;
         }
         if !self.dirty.is_empty() {
             if let Err(e) = self.reconcile_dirty().await {
@@ -426,16 +435,15 @@ impl Supervisor {
 
     /// Reads the dirty keys and puts right what is wrong, a transaction per
     /// 128 keys. Returns the revision of the first read.
-    async fn reconcile_dirty(&mut self) -> Result<i64> {
+    async fn reconcile_dirty(&mut self) -> Result<()> {
         let Some(lease) = self.lease else {
             return Err(Error::Unavailable("no lease".into()));
         };
-        let mut first_rev = None;
+        // Each finished chunk stays done: a preempted step resumes where it was.
         while let Some(chunk) = self.next_dirty_chunk() {
-            let rev = self.reconcile_chunk(lease.id, &chunk).await?;
-            first_rev.get_or_insert(rev);
+            self.reconcile_chunk(lease.id, &chunk).await?;
         }
-        Ok(first_rev.unwrap_or(0))
+        Ok(())
     }
 
     fn next_dirty_chunk(&mut self) -> Option<Vec<String>> {
@@ -447,30 +455,22 @@ impl Supervisor {
         (!chunk.is_empty()).then_some(chunk)
     }
 
-    async fn reconcile_chunk(&mut self, lease: i64, keys: &[String]) -> Result<i64> {
+    async fn reconcile_chunk(&mut self, lease: i64, keys: &[String]) -> Result<()> {
         let timeout = self.opts.request_timeout;
-        let read = etcd_client::Txn::new().and_then(
-            keys.iter()
-                .map(|k| TxnOp::get(k.as_str(), None))
-                .collect::<Vec<_>>(),
-        );
-        let read = self
+        // Plain reads, not a read-only transaction: etcd 3.5.0-3.5.4 panics
+        // when a client cancels a read-only transaction (etcd-io/etcd#14110).
+        let found = self
             .etcd
-            .txn("reading registrations", timeout, read)
+            .get_keys("reading registrations", timeout, keys)
             .await?;
-        let read_rev = read.header().map(|h| h.revision()).unwrap_or(0);
 
         let mut compares = Vec::new();
         let mut puts = Vec::new();
         let mut to_write = Vec::new();
-        for (key, op) in keys.iter().zip(read.op_responses()) {
-            let TxnOpResponse::Get(got) = op else {
-                continue;
-            };
+        for (key, current) in keys.iter().zip(&found) {
             let Some(entry) = self.entries.get_mut(key) else {
                 continue;
             };
-            let current = got.kvs().first();
             let (mod_rev, holder_lease, value) = match current {
                 Some(kv) => (kv.mod_revision(), kv.lease(), kv.value()),
                 None => (0, 0, &[][..]),
@@ -509,7 +509,7 @@ impl Supervisor {
             to_write.push((key.clone(), current.is_none()));
         }
         if puts.is_empty() {
-            return Ok(read_rev);
+            return Ok(());
         }
         let write = etcd_client::Txn::new().when(compares).and_then(puts);
         let written = self
@@ -531,7 +531,7 @@ impl Supervisor {
                 self.events.emit(Event::KeyRestored { key });
             }
         }
-        Ok(read_rev)
+        Ok(())
     }
 
     async fn delete_orphans(&mut self) -> Result<()> {
@@ -556,7 +556,9 @@ impl Supervisor {
 
     // ----- watching our own keys --------------------------------------------
 
-    async fn open_watch(&mut self, from_rev: i64) -> Result<()> {
+    /// Opens the watch on our own keys from now on, and waits until etcd
+    /// has created every part of it.
+    async fn open_watch(&mut self) -> Result<()> {
         let covers_prefix = self.names.len() > MAX_NAME_WATCHES;
         let ranges: Vec<String> = if covers_prefix {
             vec![format!("{}/", self.opts.prefix)]
@@ -566,12 +568,9 @@ impl Supervisor {
                 .map(|n| wire::service_prefix(&self.opts.prefix, n))
                 .collect()
         };
-        let options = || {
-            WatchOptions::new()
-                .with_prefix()
-                .with_start_revision(from_rev.max(1))
-        };
+        let options = || WatchOptions::new().with_prefix();
         let timeout = self.opts.request_timeout;
+        let until = Instant::now() + timeout;
         let mut stream = self
             .etcd
             .watch("opening watch", timeout, &ranges[0], options())
@@ -579,22 +578,41 @@ impl Supervisor {
         for range in &ranges[1..] {
             bounded(
                 "opening watch",
-                timeout,
+                remaining(until),
                 stream.watch(range.as_str(), Some(options())),
             )
             .await?;
         }
+        let mut created = 0;
+        while created < ranges.len() {
+            match bounded("opening watch", remaining(until), stream.message()).await? {
+                Some(resp) if resp.created() && !resp.canceled() => created += 1,
+                Some(resp) if resp.canceled() => {
+                    return Err(Error::Unavailable(format!(
+                        "watch refused: {}",
+                        resp.cancel_reason()
+                    )))
+                }
+                Some(resp) => self.on_watch(Ok(Some(resp))),
+                None => return Err(Error::Unavailable("watch closed by etcd".into())),
+            }
+        }
         self.watch = Some(stream);
         self.watch_covers_prefix = covers_prefix;
+        self.watched_names = if covers_prefix {
+            BTreeSet::new()
+        } else {
+            self.names.keys().cloned().collect()
+        };
         Ok(())
     }
 
     /// Adds a watch for a newly registered service name, from just after its write.
     async fn watch_new_name(&mut self, name: &str, written_rev: i64) {
-        if self.watch_covers_prefix {
+        if self.watch_covers_prefix || self.watched_names.contains(name) {
             return;
         }
-        if self.names.len() > MAX_NAME_WATCHES {
+        if self.watched_names.len() >= MAX_NAME_WATCHES {
             self.watch = None; // reopened over the whole prefix by the next healing step
             self.heal_soon();
             return;
@@ -610,6 +628,8 @@ impl Supervisor {
         if stream.watch(range, Some(options)).await.is_err() {
             self.watch = None;
             self.heal_soon();
+        } else {
+            self.watched_names.insert(name.to_string());
         }
     }
 
@@ -786,9 +806,7 @@ impl Supervisor {
                     },
                 );
                 let name = e.name.clone();
-                if self.names.get(&name) == Some(&1) {
-                    self.watch_new_name(&name, rev).await;
-                }
+                self.watch_new_name(&name, rev).await;
             }
             written.extend(chunk);
         }

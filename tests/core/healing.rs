@@ -198,3 +198,47 @@ async fn keepalive_traffic_does_not_grow_with_registrations() {
     assert!((4..=8).contains(&sent), "{sent} keepalives in 6 s");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healing_progresses_under_a_steady_stream_of_commands() {
+    let mut etcd = Etcd::start().await;
+    let client = Client::connect(Options::new().endpoints(etcd.endpoints()).ttl_secs(TTL))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    // Registers back to back, each preempting healing (the watch on our own
+    // keys is still being opened), then the same names over and over.
+    for i in 0..300 {
+        let reg = client
+            .register(&Service::new(
+                "steady",
+                format!("10.4.0.{}:{}", i % 250 + 1, 1000 + i),
+            ))
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            reg.deregister().await.unwrap();
+        }
+    }
+    // Healing finished meanwhile: a key deleted from outside comes back.
+    let mut raw = etcd.raw().await;
+    raw.delete("/steady/10.4.0.2:1001", None).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+            Ok(Some(Event::KeyRestored { key })) => {
+                assert_eq!(key, "/steady/10.4.0.2:1001");
+                break;
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no KeyRestored: {other:?}"),
+        }
+    }
+    assert_eq!(dump(&mut raw, "/steady/").await.len(), 150);
+    // One watch on the name, however often its keys came and went.
+    let watchers = etcd
+        .member()
+        .metric("etcd_debugging_mvcc_watcher_total")
+        .unwrap();
+    assert!(watchers <= 2.0, "{watchers} watchers on etcd");
+    client.close().await.unwrap();
+}
