@@ -121,7 +121,10 @@ fn completer() -> PyResult<mpsc::Sender<Completion>> {
         .name("libregistry-asyncio".into())
         .spawn(move || {
             for done in rx {
-                Python::attach(|py| deliver(py, done));
+                // Not once the interpreter is shutting down: nobody awaits then.
+                if Python::try_attach(|py| deliver(py, done)).is_none() {
+                    break;
+                }
             }
         })
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the asyncio completer: {e}")))?;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,3 +118,25 @@ def test_two_threads_wait_in_parallel(own_etcd: Etcd, prefix: str) -> None:
         reg.close()
     assert outcomes == ["timeout", "timeout"]
     assert took < 1.8, f"two blocked calls took {took:.2f}s: they did not overlap"
+
+
+def test_a_program_holding_the_gil_does_not_stall_keepalives(own_etcd: Etcd, prefix: str) -> None:
+    # The library's runtime thread never needs the GIL: keepalives go on while
+    # Python code hogs it for well over the TTL (here: no thread switch for 100 s).
+    events: List[libregistry.Event] = []
+    with libregistry.Registry(own_etcd.endpoint, ttl=2, prefix=prefix, on_event=events.append) as reg:
+        r = reg.register("svc", "127.0.0.1:1")
+        lease = reg.lease_id
+        old_interval = sys.getswitchinterval()
+        sys.setswitchinterval(100)
+        try:
+            end = time.monotonic() + 5
+            while time.monotonic() < end:
+                pass
+        finally:
+            sys.setswitchinterval(old_interval)
+        assert reg.lease_id == lease and own_etcd.get(r.key) is not None
+        assert own_etcd.get(r.key)[1] == lease  # type: ignore[index]
+        assert own_etcd.lease_alive(lease or 0)
+        r.deregister()
+    assert not any(isinstance(e, libregistry.LeaseLost) for e in events)
