@@ -66,6 +66,10 @@ where
     let mut fut = Box::pin(fut);
     loop {
         let step = py.detach(|| {
+            if Handle::try_current().is_ok() {
+                // A thread inside another tokio runtime: blocking here would deadlock it.
+                return Err(libregistry::Error::InsideRuntime);
+            }
             let handle = runtime_handle()?;
             Ok::<_, libregistry::Error>(handle.block_on(async {
                 tokio::time::timeout(SIGNAL_CHECK_SLICE, &mut fut)
