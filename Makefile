@@ -1,11 +1,12 @@
 # The two commands a new machine needs: `make demo` and `make test`.
 # Both install what they need first (scripts/setup.sh).
+SHELL := /bin/bash
 
 CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation fuzz
 
 setup:
 	@scripts/setup.sh
@@ -17,8 +18,9 @@ build: setup
 demo: setup
 	$(CARGO) run -q -p libregistry-tests --bin demo
 
-## Everything the project tests: lint, unit tests, integration tests on etcd 3.5, then on 3.4.
-test: setup lint test-35 test-34
+## Everything the project tests: lint, unit tests, integration tests on etcd 3.5, then on 3.4,
+## and a short fuzzing run of the value decoder.
+test: setup lint test-35 test-34 fuzz
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -46,6 +48,21 @@ bench-ffi: setup
 ## From register returning to a watcher's callback, next to etcd's own put latency (release).
 bench-propagation: setup
 	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-tests --bench propagation
+
+## Fuzzes the value decoder for FUZZ_SECONDS (cargo-fuzz; needs the nightly toolchain).
+FUZZ_SECONDS ?= 20
+CARGO_FUZZ_VERSION = 0.13.2
+fuzz:
+	@if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
+	  echo "== SKIPPED: fuzzing needs a nightly Rust toolchain (rustup toolchain install nightly)"; \
+	else \
+	  command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION); \
+	  corpus=$$(mktemp -d); \
+	  echo "== fuzzing the value decoder for $(FUZZ_SECONDS) s"; \
+	  cd fuzz && $(CARGO) +nightly fuzz run decode_instance $$corpus corpus/decode_instance -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'Done|stat::number_of_executed_units|ERROR|panicked' ; \
+	  status=$${PIPESTATUS[0]}; rm -rf $$corpus; exit $$status; \
+	fi
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:
