@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
+import libregistry
 from etcd_harness import ROOT, Etcd, wait_until
 
 PROVIDER = ROOT / "examples" / "python" / "provider.py"
@@ -47,26 +48,32 @@ def read_until(proc: "subprocess.Popen[str]", marker: str, limit: float = 20) ->
 
 
 @pytest.fixture
-def provider_env(etcd: Etcd, prefix: str) -> Iterator[Dict[str, str]]:
-    yield {"REGISTRY_ENDPOINTS": etcd.endpoint, "REGISTRY_PREFIX": prefix, "REGISTRY_TTL": "3"}
+def provider_env(own_etcd: Etcd) -> Iterator[Dict[str, str]]:
+    # Its own etcd: the example registers the seed's exact key, /micro/127.0.0.1:4000.
+    yield {"REGISTRY_ENDPOINTS": own_etcd.endpoint, "REGISTRY_TTL": "3"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_example_provider_registers_until_signalled_then_deregisters(
-    etcd: Etcd, prefix: str, provider_env: Dict[str, str], sig: signal.Signals
+    own_etcd: Etcd, provider_env: Dict[str, str], sig: signal.Signals
 ) -> None:
+    etcd = own_etcd
     proc = spawn([str(PROVIDER)], provider_env)
     try:
         read_until(proc, "registered ")
-        key = f"{prefix}/micro/127.0.0.1:4000"
-        lines = etcd.etcdctl("get", "--prefix", f"{prefix}/micro/").splitlines()
+        key = "/micro/127.0.0.1:4000"
+        lines = etcd.etcdctl("get", "--prefix", "/micro/").splitlines()
         assert lines[0] == key
         value = json.loads(lines[1])
         assert value["Addr"] == "127.0.0.1:4000" and value["ServerName"] == "micro"
-        assert list(value["Metadata"]) == [
-            "env", "region", "zone", "ip", "port", "scheme", "weight", "deployment",
-            "frameVersion", "appVersion", "buildTime", "startTime",
+        assert list(value) == ["Addr", "ServerName", "Attributes", "Type", "Metadata"]
+        assert (value["Attributes"], value["Type"]) == (None, 0)
+        assert list(value["Metadata"].items())[:-1] == [
+            ("env", "dev"), ("region", "beijing"), ("zone", "zone1"), ("ip", "127.0.0.1"), ("port", 4000),
+            ("scheme", "grpc"), ("weight", 100), ("deployment", "red"), ("frameVersion", libregistry.__version__),
+            ("appVersion", "ahkfasgasdf"), ("buildTime", "2020-10-14T10:00:00Z"),
         ]
+        assert list(value["Metadata"])[-1] == "startTime"
         proc.send_signal(sig)
         out = read_until(proc, "deregistered ")
         assert proc.wait(10) == 0, out
@@ -76,9 +83,10 @@ def test_example_provider_registers_until_signalled_then_deregisters(
         proc.wait()
 
 
-def test_sigkill_leaves_the_key_until_the_lease_expires(etcd: Etcd, prefix: str, provider_env: Dict[str, str]) -> None:
+def test_sigkill_leaves_the_key_until_the_lease_expires(own_etcd: Etcd, provider_env: Dict[str, str]) -> None:
+    etcd = own_etcd
     proc = spawn([str(PROVIDER)], provider_env)
-    key = f"{prefix}/micro/127.0.0.1:4000"
+    key = "/micro/127.0.0.1:4000"
     try:
         read_until(proc, "registered ")
         assert etcd.get(key) is not None
