@@ -79,10 +79,21 @@ impl Client {
             let events = events.clone();
             let status = status.clone();
             async move {
-                let connect = etcd_client::ConnectOptions::new()
+                let mut connect = etcd_client::ConnectOptions::new()
                     .with_connect_timeout(resolved.request_timeout)
                     .with_keep_alive(HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT)
                     .with_require_leader(true);
+                if let Some(files) = &resolved.tls {
+                    connect = connect.with_tls(files.load()?);
+                }
+                if let Some(creds) = &resolved.credentials {
+                    // etcd's tokens expire: etcd-client authenticates again on
+                    // "invalid auth token" and retries, for every request and
+                    // stream it opens (keepalive, watches, healing).
+                    connect = connect
+                        .with_user(creds.user.clone(), creds.password.expose())
+                        .with_auto_token_refresh(true);
+                }
                 let etcd = bounded(
                     "connect",
                     resolved.request_timeout,

@@ -29,7 +29,10 @@ pub enum Error {
         /// How long we waited.
         after: Duration,
     },
-    /// etcd refused the request for lack of permission.
+    /// The TLS connection to etcd failed (unknown CA, refused client certificate...).
+    #[error("TLS to etcd failed: {0}")]
+    Tls(String),
+    /// etcd refused the request for lack of permission, or the credentials.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     /// This client already holds a registration under this key.
@@ -90,14 +93,9 @@ impl From<etcd_client::Error> for Error {
         use etcd_client::Error as E;
         use tonic::Code;
         match err {
-            E::GRpcStatus(status) => {
+            E::GRpcStatus(ref status) => {
                 // The message alone ("transport error") hides the cause; add the chain.
-                let mut msg = status.message().to_string();
-                let mut cause = std::error::Error::source(&status);
-                while let Some(c) = cause {
-                    msg = format!("{msg}: {c}");
-                    cause = c.source();
-                }
+                let msg = describe(&err);
                 match status.code() {
                     Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Aborted => {
                         Error::Unavailable(if msg.is_empty() {
@@ -111,17 +109,57 @@ impl From<etcd_client::Error> for Error {
                         after: Duration::ZERO,
                     },
                     Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied(msg),
+                    _ if msg.contains("authentication failed") => Error::PermissionDenied(msg),
+                    _ if is_tls_failure(&msg) => Error::Tls(msg),
                     Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
                         Error::invalid("request", msg)
                     }
                     _ => Error::Etcd(format!("{}: {msg}", status.code())),
                 }
             }
-            E::TransportError(e) => Error::Unavailable(e.to_string()),
+            E::TransportError(_) => {
+                let msg = describe(&err);
+                if is_tls_failure(&msg) {
+                    Error::Tls(msg)
+                } else {
+                    Error::Unavailable(msg)
+                }
+            }
             E::IoError(e) => Error::Unavailable(e.to_string()),
             E::InvalidUri(e) => Error::invalid("endpoints", e.to_string()),
             E::InvalidArgs(e) => Error::invalid("request", e),
             other => Error::Etcd(other.to_string()),
         }
     }
+}
+
+/// An etcd-client error in words, with every cause.
+pub(crate) fn describe(err: &etcd_client::Error) -> String {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => match std::error::Error::source(status) {
+            Some(cause) => format!("{}: {}", status.message(), chain(cause)),
+            None => status.message().to_string(),
+        },
+        etcd_client::Error::TransportError(e) => chain(e),
+        other => other.to_string(),
+    }
+}
+
+/// An error's message followed by its causes.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        msg = format!("{msg}: {c}");
+        cause = c.source();
+    }
+    msg
+}
+
+/// Whether a transport failure came from the TLS handshake (not worth retrying).
+pub(crate) fn is_tls_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["certificate", "handshake", "tls", "unknownissuer", "alert"]
+        .iter()
+        .any(|w| m.contains(w))
 }

@@ -33,6 +33,7 @@ pub mod options;
 pub mod pick;
 mod requests;
 mod runtime;
+pub mod security;
 pub mod service;
 mod supervisor;
 pub mod timefmt;
@@ -46,6 +47,7 @@ pub use instance::Instance;
 pub use options::Options;
 pub use pick::{Balance, PickPolicy};
 pub use runtime::spawn;
+pub use security::{Credentials, Secret, TlsFiles};
 pub use service::Service;
 
 /// This library's version, registered as `frameVersion`.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::security::{credentials_from_env, Credentials, Secret, TlsFiles};
 
 /// etcd raises any lease TTL below this to this; we refuse it instead of being surprised.
 pub const MIN_TTL_SECS: u32 = 2;
@@ -22,6 +23,8 @@ pub struct Options {
     prefix: Option<String>,
     request_timeout: Option<Duration>,
     heal_deleted_keys: Option<bool>,
+    tls: Option<TlsFiles>,
+    credentials: Option<Credentials>,
 }
 
 impl Options {
@@ -66,6 +69,23 @@ impl Options {
     /// Whether a key deleted by someone else while the lease lives is put back (default true).
     pub fn heal_deleted_keys(mut self, heal: bool) -> Self {
         self.heal_deleted_keys = Some(heal);
+        self
+    }
+
+    /// TLS to etcd (`https://` endpoints): the CA file, and for mutual TLS a
+    /// client certificate and key. Overrides `REGISTRY_CA_FILE`,
+    /// `REGISTRY_CERT_FILE`, `REGISTRY_KEY_FILE`.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// etcd username and password. Overrides `REGISTRY_USER` / `REGISTRY_PASSWORD`.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: Secret::new(password),
+        });
         self
     }
 
@@ -123,12 +143,49 @@ impl Options {
             ));
         }
 
+        let tls = self.tls.clone().or_else(TlsFiles::from_env);
+        let https = endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        if https > 0 && https < endpoints.len() {
+            return Err(Error::invalid(
+                field,
+                "mixes http:// and https:// endpoints",
+            ));
+        }
+        if https == 0 && tls.is_some() {
+            return Err(Error::invalid(
+                field,
+                "TLS files are set (options or REGISTRY_CA_FILE...) but the endpoints are http://",
+            ));
+        }
+        let tls = match (https > 0, tls) {
+            (true, Some(files)) => Some(files),
+            (true, None) => Some(TlsFiles::default()), // refused by load(), naming ca_file
+            (false, _) => None,
+        };
+        if let Some(files) = &tls {
+            files.load()?; // check the files now, not at the first request
+        }
+        let credentials = match &self.credentials {
+            Some(c) => Some(c.clone()),
+            None => credentials_from_env()?,
+        };
+        if let Some(c) = &credentials {
+            if c.user.is_empty() {
+                return Err(Error::invalid("user", "is empty"));
+            }
+        }
+
         Ok(Resolved {
             endpoints,
             ttl_secs,
             prefix,
             request_timeout,
             heal_deleted_keys: self.heal_deleted_keys.unwrap_or(true),
+            tls,
+            credentials,
         })
     }
 }
@@ -146,6 +203,10 @@ pub struct Resolved {
     pub request_timeout: Duration,
     /// Put back keys deleted by someone else.
     pub heal_deleted_keys: bool,
+    /// TLS files, for `https://` endpoints.
+    pub tls: Option<TlsFiles>,
+    /// etcd user and password.
+    pub credentials: Option<Credentials>,
 }
 
 /// Reads a variable, treating empty as unset.

@@ -186,13 +186,15 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-/// Errors that prove the request never reached etcd: no connection could be made.
+/// Errors that prove the request never reached etcd: no connection could be
+/// made. A failed TLS handshake is not among them: trying again cannot help.
 fn was_not_sent(err: &etcd_client::Error) -> bool {
-    match err {
+    let no_connection = match err {
         etcd_client::Error::TransportError(_) => true,
         etcd_client::Error::GRpcStatus(s) => {
             s.code() == tonic::Code::Unavailable && s.message().contains("connect")
         }
         _ => false,
-    }
+    };
+    no_connection && !crate::error::is_tls_failure(&crate::error::describe(err))
 }

@@ -790,6 +790,19 @@ impl Supervisor {
                             // The write may have landed after all: clean it up later.
                             self.orphans.extend(chunk.iter().map(|e| e.key.clone()));
                         }
+                        let e = match e {
+                            // Name what was refused: the caller's role may not write it.
+                            Error::PermissionDenied(why) => Error::PermissionDenied(match chunk {
+                                [one] => format!("{why} (writing {})", one.key),
+                                [first, ..] => format!(
+                                    "{why} (writing {} keys from {})",
+                                    chunk.len(),
+                                    first.key
+                                ),
+                                [] => why,
+                            }),
+                            other => other,
+                        };
                         return Err(self.undo(&written, e));
                     }
                 }
