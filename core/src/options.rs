@@ -292,8 +292,12 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("invalid endpoints"), "{err}");
         assert!(Options::new()
-            .endpoints_csv("http://a:1, https://b:2")
+            .endpoints_csv("http://a:1, http://b:2")
             .resolve()
             .is_ok());
+        let mixed = Options::new()
+            .endpoints_csv("http://a:1, https://b:2")
+            .resolve();
+        assert!(mixed.unwrap_err().to_string().contains("mixes"));
     }
 }
