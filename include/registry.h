@@ -92,6 +92,10 @@ typedef enum registry_status {
    * Nothing matched (for example, no instance qualifies for a pick).
    */
   REGISTRY_NOT_FOUND = 13,
+  /**
+   * The TLS connection to etcd failed (unknown CA, client certificate refused).
+   */
+  REGISTRY_TLS_ERROR = 14,
 } registry_status;
 
 /**
@@ -546,6 +550,28 @@ enum registry_status registry_options_set_request_timeout_ms(struct registry_opt
  * `opts` is a live `registry_options`.
  */
 enum registry_status registry_options_set_heal_deleted_keys(struct registry_options *opts, bool heal);
+
+/**
+ * TLS for `https://` endpoints: `ca_file` is the PEM CA that signed etcd's
+ * certificate (required); `cert_file` and `key_file` are a PEM client
+ * certificate and key for mutual TLS (both NULL, or both set). Paths are
+ * copied; the files are read when the client is created, and a file that
+ * cannot be used is named in the error.
+ *
+ * # Safety
+ * `opts` is a live `registry_options`; each path NULL or NUL-terminated.
+ */
+enum registry_status registry_options_set_tls(struct registry_options *opts, const char *ca_file, const char *cert_file, const char *key_file);
+
+/**
+ * etcd username and password (both copied). The client re-authenticates by
+ * itself when etcd's token expires. The password never appears in
+ * messages or logs.
+ *
+ * # Safety
+ * `opts` is a live `registry_options`; `user`, `password` NUL-terminated.
+ */
+enum registry_status registry_options_set_auth(struct registry_options *opts, const char *user, const char *password);
 
 /**
  * The etcd key, e.g. "/micro/127.0.0.1:4000". Owned by the registration:

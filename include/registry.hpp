@@ -79,6 +79,18 @@ class options {
     detail::check(registry_options_set_request_timeout_ms(raw_, ms));
     return *this;
   }
+  /// TLS for https:// endpoints: the CA file, and for mutual TLS a client certificate and key.
+  options &tls(const std::string &ca_file, const std::string &cert_file = "",
+               const std::string &key_file = "") {
+    auto opt = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+    detail::check(registry_options_set_tls(raw_, ca_file.c_str(), opt(cert_file), opt(key_file)));
+    return *this;
+  }
+  /// etcd username and password (re-authenticates by itself when tokens expire).
+  options &auth(const std::string &user, const std::string &password) {
+    detail::check(registry_options_set_auth(raw_, user.c_str(), password.c_str()));
+    return *this;
+  }
   const registry_options *raw() const noexcept { return raw_; }
 
  private:

@@ -4,7 +4,9 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use libregistry::Options;
+use std::path::PathBuf;
+
+use libregistry::{Options, TlsFiles};
 
 use crate::boundary::{
     from_handle, guard, guard_void, into_handle, required_mut, required_str, Failure,
@@ -138,6 +140,72 @@ pub unsafe extern "C" fn registry_options_set_heal_deleted_keys(
         // SAFETY: per the contract above.
         let opts = unsafe { required_mut(opts, "opts") }?;
         opts.inner = std::mem::take(&mut opts.inner).heal_deleted_keys(heal);
+        Ok(())
+    })
+}
+
+/// TLS for `https://` endpoints: `ca_file` is the PEM CA that signed etcd's
+/// certificate (required); `cert_file` and `key_file` are a PEM client
+/// certificate and key for mutual TLS (both NULL, or both set). Paths are
+/// copied; the files are read when the client is created, and a file that
+/// cannot be used is named in the error.
+///
+/// # Safety
+/// `opts` is a live `registry_options`; each path NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn registry_options_set_tls(
+    opts: *mut registry_options,
+    ca_file: *const c_char,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let opts = unsafe { required_mut(opts, "opts") }?;
+        let ca = unsafe { required_str(ca_file, "ca_file") }?;
+        let optional = |ptr: *const c_char, param: &str| -> Result<Option<PathBuf>, Failure> {
+            if ptr.is_null() {
+                return Ok(None);
+            }
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            unsafe { required_str(ptr, param) }.map(|s| Some(PathBuf::from(s)))
+        };
+        let files = TlsFiles {
+            ca_file: Some(PathBuf::from(ca)),
+            cert_file: optional(cert_file, "cert_file")?,
+            key_file: optional(key_file, "key_file")?,
+        };
+        if files.cert_file.is_some() != files.key_file.is_some() {
+            return Err(Failure::invalid(
+                "cert_file and key_file go together: give both for mutual TLS, or neither",
+            ));
+        }
+        opts.inner = std::mem::take(&mut opts.inner).tls(files);
+        Ok(())
+    })
+}
+
+/// etcd username and password (both copied). The client re-authenticates by
+/// itself when etcd's token expires. The password never appears in
+/// messages or logs.
+///
+/// # Safety
+/// `opts` is a live `registry_options`; `user`, `password` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn registry_options_set_auth(
+    opts: *mut registry_options,
+    user: *const c_char,
+    password: *const c_char,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let opts = unsafe { required_mut(opts, "opts") }?;
+        let user = unsafe { required_str(user, "user") }?;
+        let password = unsafe { required_str(password, "password") }?;
+        if user.is_empty() {
+            return Err(Failure::invalid("user is empty"));
+        }
+        opts.inner = std::mem::take(&mut opts.inner).credentials(user, password);
         Ok(())
     })
 }

@@ -32,6 +32,8 @@ pub enum registry_status {
     REGISTRY_PANIC = 12,
     /// Nothing matched (for example, no instance qualifies for a pick).
     REGISTRY_NOT_FOUND = 13,
+    /// The TLS connection to etcd failed (unknown CA, client certificate refused).
+    REGISTRY_TLS_ERROR = 14,
 }
 
 impl registry_status {
@@ -48,6 +50,7 @@ impl registry_status {
             E::Closed => Self::REGISTRY_CLOSED,
             E::Forked { .. } => Self::REGISTRY_FORKED,
             E::InsideRuntime => Self::REGISTRY_INSIDE_RUNTIME,
+            E::Tls(_) => Self::REGISTRY_TLS_ERROR,
             _ => Self::REGISTRY_ETCD_ERROR,
         }
     }

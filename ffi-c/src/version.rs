@@ -45,6 +45,7 @@ pub extern "C" fn registry_status_name(status: c_int) -> *const c_char {
         11 => "REGISTRY_ETCD_ERROR\0",
         12 => "REGISTRY_PANIC\0",
         13 => "REGISTRY_NOT_FOUND\0",
+        14 => "REGISTRY_TLS_ERROR\0",
         _ => "REGISTRY_UNKNOWN_STATUS\0",
     };
     name.as_ptr().cast()

@@ -173,6 +173,34 @@ async fn bad_input_through_every_function_shared_and_static() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_mutual_tls_and_auth_through_the_c_abi() {
+    use harness::secure::{TestCerts, SERVICE_PASSWORD, SERVICE_USER};
+    let certs = TestCerts::generate();
+    let tls = Etcd::start_tls(&certs, false).await;
+    let mtls = Etcd::start_tls(&certs, true).await;
+    let auth = Etcd::start_with_auth(30).await;
+    let exe = compile_c(
+        "test_security",
+        &["tests/c/test_security.c"],
+        &[],
+        Link::Shared,
+    );
+    let out = run_ok(
+        Command::new(&exe)
+            .env("TLS_ENDPOINT", tls.endpoints_csv())
+            .env("MTLS_ENDPOINT", mtls.endpoints_csv())
+            .env("AUTH_ENDPOINT", auth.endpoints_csv())
+            .env("CA_FILE", &certs.ca)
+            .env("OTHER_CA", &certs.other_ca)
+            .env("CLIENT_CERT", &certs.client_cert)
+            .env("CLIENT_KEY", &certs.client_key)
+            .env("USER", SERVICE_USER)
+            .env("PASSWORD", SERVICE_PASSWORD),
+    );
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
 /// The C programs that run against etcd, checked under every tool.
 const SUITES: [&str; 2] = ["test_bad_input", "test_discovery"];
 
