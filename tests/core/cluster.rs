@@ -3,26 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{dump, try_dump, wait_until, Etcd};
+use harness::{dump, wait_until, Etcd};
 use libregistry::{Client, Options, Service};
 
 const TTL: u32 = 2;
-
-async fn exactly_ours(etcd: &Etcd, client: &Client, keys: &[&str]) -> bool {
-    let Some(lease) = client.lease_id() else {
-        return false;
-    };
-    let Ok(mut raw) = tokio::time::timeout(Duration::from_secs(1), etcd.raw()).await else {
-        return false;
-    };
-    match tokio::time::timeout(Duration::from_secs(2), try_dump(&mut raw, "/")).await {
-        Ok(Ok(held)) => {
-            held.keys().map(String::as_str).eq(keys.iter().copied())
-                && held.values().all(|(_, l)| *l == lease)
-        }
-        _ => false,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn survives_losing_its_member_and_the_leader() {
@@ -43,7 +27,7 @@ async fn survives_losing_its_member_and_the_leader() {
         ])
         .await
         .unwrap();
-    assert!(exactly_ours(&etcd, &client, &keys).await);
+    assert!(etcd.holds_exactly(&keys, client.lease_id()).await);
 
     // 1. The first endpoint's member dies: the client fails over to the others.
     etcd.members[0].kill();
@@ -52,7 +36,7 @@ async fn survives_losing_its_member_and_the_leader() {
     wait_until(
         Duration::from_secs(15),
         "registrations with member 0 down",
-        || exactly_ours(&etcd, &client, &keys),
+        || etcd.holds_exactly(&keys, client.lease_id()),
     )
     .await;
     println!(
@@ -71,7 +55,7 @@ async fn survives_losing_its_member_and_the_leader() {
     let took = wait_until(
         Duration::from_secs(15),
         "registrations after leader restart",
-        || exactly_ours(&etcd, &client, &keys),
+        || etcd.holds_exactly(&keys, client.lease_id()),
     )
     .await;
     println!("cluster[leader killed]: keys back {took:?} after the leader restarted");

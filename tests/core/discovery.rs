@@ -2,11 +2,9 @@
 //! provider processes, through restarts, wipes and compaction.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{wait_until, Etcd};
+use harness::{spawn_provider, wait_until, Etcd};
 use libregistry::{Change, Client, Instance, Options, PickPolicy, Service, Watcher};
 
 const TTL: u32 = 2;
@@ -75,17 +73,15 @@ async fn watcher_follows_add_update_deregister_and_a_killed_provider() {
     assert_eq!(addrs(&watcher.instances()), ["127.0.0.1:4001"]);
 
     // A provider process killed with SIGKILL: gone from the cache after about the TTL.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .args(["micro", "127.0.0.1:4002"])
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .env("REGISTRY_TTL", TTL.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, _) = spawn_provider(
+        env!("CARGO_BIN_EXE_provider"),
+        "micro",
+        "127.0.0.1:4002",
+        &[
+            ("REGISTRY_ENDPOINTS", &etcd.endpoints_csv()),
+            ("REGISTRY_TTL", "2"),
+        ],
+    );
     assert!(matches!(next(&watcher).await, Change::Added(i) if i.addr == "127.0.0.1:4002"));
     child.kill().unwrap();
     child.wait().unwrap();

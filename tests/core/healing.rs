@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{dump, try_dump, wait_until, Etcd};
+use harness::{dump, wait_until, Etcd};
 use libregistry::{Client, Event, Options, Service};
 
 const TTL: u32 = 2;
@@ -33,21 +33,7 @@ async fn setup() -> (Etcd, Client, Vec<libregistry::Registration>) {
 /// Waits until etcd holds exactly `KEYS`, all under the client's current lease.
 async fn wait_healed(etcd: &Etcd, client: &Client, case: &str, fault_end: Instant) {
     let limit = Duration::from_secs(20);
-    wait_until(limit, case, || async {
-        let Some(lease) = client.lease_id() else {
-            return false;
-        };
-        let Ok(mut raw) = tokio::time::timeout(Duration::from_secs(1), etcd.raw()).await else {
-            return false;
-        };
-        let Ok(Ok(held)) =
-            tokio::time::timeout(Duration::from_secs(1), try_dump(&mut raw, "/")).await
-        else {
-            return false;
-        };
-        held.keys().map(String::as_str).eq(KEYS) && held.values().all(|(_, l)| *l == lease)
-    })
-    .await;
+    wait_until(limit, case, || etcd.holds_exactly(&KEYS, client.lease_id())).await;
     println!(
         "healing[{case}]: keys back {:?} after the fault ended",
         fault_end.elapsed()

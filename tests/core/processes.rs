@@ -1,27 +1,24 @@
 //! Whole processes: a SIGKILLed provider disappears after about its TTL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{dump, wait_until, Etcd};
+use harness::{dump, spawn_provider, wait_until, Etcd};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_provider_disappears_after_about_its_ttl() {
     let etcd = Etcd::start().await;
     let ttl = 2;
-    let mut provider = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .args(["micro", "127.0.0.1:4000"])
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .env("REGISTRY_TTL", ttl.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(provider.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "registered /micro/127.0.0.1:4000");
+    let (mut provider, line) = spawn_provider(
+        env!("CARGO_BIN_EXE_provider"),
+        "micro",
+        "127.0.0.1:4000",
+        &[
+            ("REGISTRY_ENDPOINTS", &etcd.endpoints_csv()),
+            ("REGISTRY_TTL", "2"),
+        ],
+    );
+    assert_eq!(line, "registered /micro/127.0.0.1:4000");
     let mut raw = etcd.raw().await;
     assert_eq!(dump(&mut raw, "/micro/").await.len(), 1);
 
@@ -47,27 +44,25 @@ async fn a_killed_provider_disappears_after_about_its_ttl() {
 #[tokio::test(flavor = "multi_thread")]
 async fn environment_variables_fill_options_and_metadata() {
     let etcd = Etcd::start().await;
-    let mut provider = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .args(["micro", "127.0.0.1:4000"])
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .env("REGISTRY_TTL", "7")
-        .env("REGISTRY_PREFIX", "/prod")
-        .env("REGISTRY_ENV", "staging")
-        .env("REGISTRY_REGION", "beijing")
-        .env("REGISTRY_ZONE", "zone1")
-        .env("REGISTRY_DEPLOYMENT", "red")
-        .env("REGISTRY_SCHEME", "http")
-        .env("REGISTRY_WEIGHT", "42")
-        .env("REGISTRY_APP_VERSION", "v9")
-        .env("REGISTRY_BUILD_TIME", "2020-10-14T10:00:00Z")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(provider.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "registered /prod/micro/127.0.0.1:4000");
+    let (mut provider, line) = spawn_provider(
+        env!("CARGO_BIN_EXE_provider"),
+        "micro",
+        "127.0.0.1:4000",
+        &[
+            ("REGISTRY_ENDPOINTS", &etcd.endpoints_csv()),
+            ("REGISTRY_TTL", "7"),
+            ("REGISTRY_PREFIX", "/prod"),
+            ("REGISTRY_ENV", "staging"),
+            ("REGISTRY_REGION", "beijing"),
+            ("REGISTRY_ZONE", "zone1"),
+            ("REGISTRY_DEPLOYMENT", "red"),
+            ("REGISTRY_SCHEME", "http"),
+            ("REGISTRY_WEIGHT", "42"),
+            ("REGISTRY_APP_VERSION", "v9"),
+            ("REGISTRY_BUILD_TIME", "2020-10-14T10:00:00Z"),
+        ],
+    );
+    assert_eq!(line, "registered /prod/micro/127.0.0.1:4000");
     let mut raw = etcd.raw().await;
     let held = dump(&mut raw, "/prod/").await;
     let (value, lease) = &held["/prod/micro/127.0.0.1:4000"];

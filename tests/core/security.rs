@@ -1,12 +1,10 @@
 //! A secured etcd: TLS, mutual TLS, and users with expiring tokens and a
 //! role limited to `/micro/`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::secure::{TestCerts, SERVICE_PASSWORD, SERVICE_USER};
-use harness::{dump, wait_until, Etcd};
+use harness::{dump, spawn_provider, wait_until, Etcd};
 use libregistry::{Client, Error, Options, Service, TlsFiles};
 
 fn tls(ca: &std::path::Path) -> TlsFiles {
@@ -99,20 +97,21 @@ async fn mutual_tls_needs_the_client_certificate() {
     client.close().await.unwrap();
 
     // The same through the environment, from another process.
-    let mut provider = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .args(["micro", "127.0.0.1:4001"])
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .env("REGISTRY_CA_FILE", &certs.ca)
-        .env("REGISTRY_CERT_FILE", &certs.client_cert)
-        .env("REGISTRY_KEY_FILE", &certs.client_key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(provider.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "registered /micro/127.0.0.1:4001");
+    let (mut provider, line) = spawn_provider(
+        env!("CARGO_BIN_EXE_provider"),
+        "micro",
+        "127.0.0.1:4001",
+        &[
+            ("REGISTRY_ENDPOINTS", &etcd.endpoints_csv()),
+            ("REGISTRY_CA_FILE", &certs.ca.display().to_string()),
+            (
+                "REGISTRY_CERT_FILE",
+                &certs.client_cert.display().to_string(),
+            ),
+            ("REGISTRY_KEY_FILE", &certs.client_key.display().to_string()),
+        ],
+    );
+    assert_eq!(line, "registered /micro/127.0.0.1:4001");
     provider.kill().unwrap();
     provider.wait().unwrap();
 }

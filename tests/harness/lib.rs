@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod cluster_faults;
+pub mod invariants;
+pub mod proxy;
+
 /// How long an etcd member may take to come up and answer.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -384,6 +388,22 @@ impl Etcd {
         self.wait_member_ready(0).await;
     }
 
+    /// Whether etcd holds exactly `keys` (anywhere under `/`), all under `lease`.
+    /// False, not a panic, while etcd cannot be read: for polling through faults.
+    pub async fn holds_exactly(&self, keys: &[&str], lease: Option<i64>) -> bool {
+        let Some(lease) = lease else { return false };
+        let Ok(mut raw) = tokio::time::timeout(Duration::from_secs(1), self.raw()).await else {
+            return false;
+        };
+        match tokio::time::timeout(Duration::from_secs(2), try_dump(&mut raw, "/")).await {
+            Ok(Ok(held)) => {
+                held.keys().map(String::as_str).eq(keys.iter().copied())
+                    && held.values().all(|(_, l)| *l == lease)
+            }
+            _ => false,
+        }
+    }
+
     /// Index of the current leader.
     pub async fn leader(&self) -> usize {
         let mut raw = self.raw().await;
@@ -449,6 +469,24 @@ pub async fn try_dump(
             )
         })
         .collect())
+}
+
+/// A provider process (`exe`: `env!("CARGO_BIN_EXE_provider")`) registering
+/// `name` at `addr` with `env` (REGISTRY_* settings); returns it with the
+/// first line it printed (`registered KEY` once etcd confirmed).
+pub fn spawn_provider(exe: &str, name: &str, addr: &str, env: &[(&str, &str)]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(exe)
+        .args([name, addr])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the provider process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("provider stdout"))
+        .read_line(&mut line)
+        .expect("read the provider's first line");
+    (child, line.trim().to_string())
 }
 
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
