@@ -16,6 +16,7 @@ pub struct Classes {
     pub invalid_argument: Py<PyType>,
     pub unavailable: Py<PyType>,
     pub timeout: Py<PyType>,
+    pub tls: Py<PyType>,
     pub permission_denied: Py<PyType>,
     pub already_registered: Py<PyType>,
     pub not_registered: Py<PyType>,
@@ -28,7 +29,7 @@ pub struct Classes {
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
 
 /// (attribute name in the module, docstring) of each subclass, in `Classes` order.
-const SUBCLASSES: [(&str, &str); 10] = [
+const SUBCLASSES: [(&str, &str); 11] = [
     (
         "InvalidArgumentError",
         "Input was refused before anything was sent; `field` names what was wrong, `reason` why.",
@@ -42,8 +43,12 @@ const SUBCLASSES: [(&str, &str); 10] = [
         "etcd did not answer within the deadline; `operation` and `after` (seconds) say which.",
     ),
     (
+        "TlsError",
+        "The TLS connection to etcd failed (unknown CA, refused client certificate, ...).",
+    ),
+    (
         "PermissionDeniedError",
-        "etcd refused the request for lack of permission.",
+        "etcd refused the request for lack of permission, or refused the credentials.",
     ),
     (
         "AlreadyRegisteredError",
@@ -116,6 +121,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             invalid_argument: next(),
             unavailable: next(),
             timeout: next(),
+            tls: next(),
             permission_denied: next(),
             already_registered: next(),
             not_registered: next(),
@@ -130,6 +136,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         &classes.invalid_argument,
         &classes.unavailable,
         &classes.timeout,
+        &classes.tls,
         &classes.permission_denied,
         &classes.already_registered,
         &classes.not_registered,
@@ -194,6 +201,7 @@ pub fn to_py(py: Python<'_>, err: libregistry::Error) -> PyErr {
                     ("after", after.as_secs_f64().into_pyobject(py)?.into_any()),
                 ],
             ),
+            E::Tls(_) => raise_with(py, &c.tls, message, &[]),
             E::PermissionDenied(_) => raise_with(py, &c.permission_denied, message, &[]),
             E::AlreadyRegistered { key } => {
                 raise_with(py, &c.already_registered, message, &[("key", text(&key)?)])

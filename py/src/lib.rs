@@ -11,6 +11,7 @@ mod convert;
 mod dispatch;
 mod errors;
 mod logs;
+mod options;
 mod registry;
 mod wait;
 

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{self, Pairs};
 use crate::dispatch;
 use crate::errors;
+use crate::options;
 use crate::wait::{self, Undo};
 
 /// Undo of an interrupted connect: close the client nobody holds.
@@ -32,62 +33,6 @@ fn deregister_unwanted(
             let _ = reg.deregister().await;
         }
     })
-}
-
-/// Options from the constructor's arguments (`None`: environment, then default).
-fn options(
-    endpoints: Option<&Bound<'_, PyAny>>,
-    ttl: Option<&Bound<'_, PyAny>>,
-    prefix: Option<&Bound<'_, PyAny>>,
-    request_timeout: Option<&Bound<'_, PyAny>>,
-    heal_deleted_keys: Option<&Bound<'_, PyAny>>,
-) -> PyResult<libregistry::Options> {
-    fn given<'a, 'py>(o: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
-        o.filter(|v| !v.is_none())
-    }
-    let mut options = libregistry::Options::new();
-    if let Some(e) = given(endpoints) {
-        options = convert::endpoints_arg(options, e)?;
-    }
-    if let Some(t) = given(ttl) {
-        options = options.ttl_secs(convert::u32_arg("ttl", t)?);
-    }
-    if let Some(p) = given(prefix) {
-        options = options.prefix(convert::str_arg("prefix", p)?);
-    }
-    if let Some(t) = given(request_timeout) {
-        options = options.request_timeout(convert::seconds_arg("request_timeout", t)?);
-    }
-    if let Some(h) = given(heal_deleted_keys) {
-        let heal = h
-            .cast::<pyo3::types::PyBool>()
-            .map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "heal_deleted_keys must be bool, not {}",
-                    h.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
-            })?
-            .is_true();
-        options = options.heal_deleted_keys(heal);
-    }
-    Ok(options)
-}
-
-fn callback_arg(on_event: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    match on_event.filter(|c| !c.is_none()) {
-        None => Ok(None),
-        Some(c) if c.is_callable() => Ok(Some(c.clone().unbind())),
-        Some(c) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
-            "on_event must be callable or None, not {}",
-            c.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))),
-    }
 }
 
 /// A connection to etcd holding one lease (the core's `Client`).
@@ -135,42 +80,28 @@ impl Client {
 
 #[pymethods]
 impl Client {
-    /// Connects and grants the lease, blocking (GIL released) up to the request timeout.
+    /// Connects and grants the lease, blocking (GIL released) up to the
+    /// request timeout. Keywords: see `crate::options`.
     #[new]
-    #[pyo3(signature = (endpoints=None, ttl=None, prefix=None, request_timeout=None, heal_deleted_keys=None, on_event=None))]
-    fn new(
-        py: Python<'_>,
-        endpoints: Option<&Bound<'_, PyAny>>,
-        ttl: Option<&Bound<'_, PyAny>>,
-        prefix: Option<&Bound<'_, PyAny>>,
-        request_timeout: Option<&Bound<'_, PyAny>>,
-        heal_deleted_keys: Option<&Bound<'_, PyAny>>,
-        on_event: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Client> {
-        let opts = options(endpoints, ttl, prefix, request_timeout, heal_deleted_keys)?;
-        let on_event = callback_arg(on_event)?;
+    #[pyo3(signature = (**kwargs))]
+    fn new(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Client> {
+        let args = options::from_kwargs(py, kwargs)?;
         let undo: Undo<libregistry::Client> = close_unwanted;
-        let inner = wait::block(py, libregistry::Client::connect(opts), Some(undo))?;
-        Client::wrap(py, inner, on_event)
+        let inner = wait::block(py, libregistry::Client::connect(args.options), Some(undo))?;
+        Client::wrap(py, inner, args.on_event)
     }
 
     /// Connects without blocking: an asyncio future of a `Client`.
     #[staticmethod]
-    #[pyo3(signature = (endpoints=None, ttl=None, prefix=None, request_timeout=None, heal_deleted_keys=None, on_event=None))]
-    fn connect_async(
-        py: Python<'_>,
-        endpoints: Option<&Bound<'_, PyAny>>,
-        ttl: Option<&Bound<'_, PyAny>>,
-        prefix: Option<&Bound<'_, PyAny>>,
-        request_timeout: Option<&Bound<'_, PyAny>>,
-        heal_deleted_keys: Option<&Bound<'_, PyAny>>,
-        on_event: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let opts = options(endpoints, ttl, prefix, request_timeout, heal_deleted_keys)?;
-        let on_event = callback_arg(on_event)?;
-        wait::start_async(py, libregistry::Client::connect(opts), move |py, inner| {
-            Ok(Py::new(py, Client::wrap(py, inner, on_event)?)?.into_any())
-        })
+    #[pyo3(signature = (**kwargs))]
+    fn connect_async(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let args = options::from_kwargs(py, kwargs)?;
+        let on_event = args.on_event;
+        wait::start_async(
+            py,
+            libregistry::Client::connect(args.options),
+            move |py, inner| Ok(Py::new(py, Client::wrap(py, inner, on_event)?)?.into_any()),
+        )
     }
 
     /// Registers one service; returns once etcd confirmed it.

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -78,20 +79,67 @@ def _prefix_end(prefix: str) -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
-class Etcd:
-    """One single-node etcd process."""
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
-    def __init__(self) -> None:
+
+class Certs:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client
+    certificate, plus an unrelated CA (for "unknown CA" failures); EC keys,
+    PEM files, made with the openssl command line."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory
+        self.ca, self.ca_key = self._ca("lr-test-ca")
+        self.other_ca, _ = self._ca("lr-other-ca")
+        self.server, self.server_key = self._leaf(
+            "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"
+        )
+        self.client, self.client_key = self._leaf("client", "extendedKeyUsage=clientAuth")
+
+    def _ca(self, name: str) -> Tuple[Path, Path]:
+        pem, key = self.dir / f"{name}.pem", self.dir / f"{name}.key"
+        _openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(pem), "-days", "2", "-subj", f"/CN={name}",
+        )
+        return pem, key
+
+    def _leaf(self, name: str, extensions: str) -> Tuple[Path, Path]:
+        pem, key, csr, ext = (self.dir / f"{name}{suffix}" for suffix in (".pem", ".key", ".csr", ".ext"))
+        ext.write_text(extensions + "\n")
+        _openssl(
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}",
+        )
+        _openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(self.ca_key),
+            "-CAcreateserial", "-out", str(pem), "-days", "2", "-extfile", str(ext),
+        )
+        return pem, key
+
+
+class Etcd:
+    """One single-node etcd process: plain, or serving TLS (optionally
+    requiring client certificates), optionally with authentication on."""
+
+    def __init__(self, certs: Optional[Certs] = None, client_cert_auth: bool = False) -> None:
         self.name = f"lr-py-{os.getpid()}-{next(_counter)}-{time.time_ns() % 10**9}"
         self.dir = Path(tempfile.mkdtemp(prefix=self.name + "-"))
         self.client_port = free_port()
         self.peer_port = free_port()
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.frozen = False
+        self.certs = certs
+        self.client_cert_auth = client_cert_auth
+        self.root_password: Optional[str] = None
+        self._token: Optional[str] = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.certs else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def pid(self) -> Optional[int]:
@@ -113,6 +161,7 @@ class Etcd:
                 "--initial-cluster", f"{self.name}={peer}",
                 "--initial-cluster-token", self.name,
                 "--initial-cluster-state", "new",
+                *self._tls_flags(),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -121,6 +170,28 @@ class Etcd:
         log.close()
         self.wait_ready()
         return self
+
+    def _tls_flags(self) -> List[str]:
+        if self.certs is None:
+            return []
+        flags = ["--cert-file", str(self.certs.server), "--key-file", str(self.certs.server_key)]
+        if self.client_cert_auth:
+            flags += ["--client-cert-auth", "--trusted-ca-file", str(self.certs.ca)]
+        return flags
+
+    def enable_auth(self, root_password: str) -> None:
+        """Adds the root user and turns authentication on."""
+        self.etcdctl("user", "add", f"root:{root_password}")
+        self.etcdctl("auth", "enable")
+        self.root_password = root_password
+
+    def add_user(self, user: str, password: str, prefix: Optional[str]) -> None:
+        """A user allowed to read and write keys under ``prefix`` (nothing if ``None``)."""
+        self.etcdctl("user", "add", f"{user}:{password}")
+        if prefix is not None:
+            self.etcdctl("role", "add", f"{user}-role")
+            self.etcdctl("role", "grant-permission", f"{user}-role", "--prefix=true", "readwrite", prefix)
+            self.etcdctl("user", "grant-role", user, f"{user}-role")
 
     def wait_ready(self) -> None:
         """Waits until the member behind our port answers and is ours: its
@@ -164,6 +235,7 @@ class Etcd:
         if self.proc is not None and self.proc.poll() is not None:
             self.proc = None  # already dead
         self.kill()
+        self._token = None
         if wipe:
             shutil.rmtree(self.dir / "data", ignore_errors=True)
         self.start()
@@ -198,14 +270,25 @@ class Etcd:
 
     # ----- the JSON gateway -------------------------------------------------
 
+    def _ssl_context(self) -> Optional[ssl.SSLContext]:
+        if self.certs is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        if self.client_cert_auth:
+            context.load_cert_chain(str(self.certs.client), str(self.certs.client_key))
+        return context
+
     def call(self, path: str, body: Dict[str, Any], timeout: float = 5) -> Dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.root_password is not None and path != "/v3/auth/authenticate":
+            if self._token is None:
+                answer = self.call("/v3/auth/authenticate", {"name": "root", "password": self.root_password})
+                self._token = str(answer["token"])
+            headers["Authorization"] = self._token
         request = urllib.request.Request(
-            self.endpoint + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+            self.endpoint + path, data=json.dumps(body).encode(), headers=headers, method="POST"
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=self._ssl_context()) as response:
             result: Dict[str, Any] = json.loads(response.read() or b"{}")
             return result
 
@@ -243,8 +326,15 @@ class Etcd:
     def etcdctl(self, *args: str) -> str:
         """Runs the etcdctl binary against this member, as a user would."""
         env = dict(os.environ, ETCDCTL_API="3")
+        flags = ["--endpoints", self.endpoint]
+        if self.certs is not None:
+            flags += ["--cacert", str(self.certs.ca)]
+            if self.client_cert_auth:
+                flags += ["--cert", str(self.certs.client), "--key", str(self.certs.client_key)]
+        if self.root_password is not None:
+            flags += ["--user", f"root:{self.root_password}"]
         out = subprocess.run(
-            [etcdctl_binary(), "--endpoints", self.endpoint, *args],
+            [etcdctl_binary(), *flags, *args],
             capture_output=True,
             text=True,
             env=env,

@@ -106,7 +106,10 @@ def test_a_cancelled_register_leaves_nothing(own_etcd: Etcd, prefix: str) -> Non
             own_etcd.thaw()
             # Whatever etcd decides about the write, nothing of it stays.
             marker = await reg.register("marker", "127.0.0.1:2")
-            await asyncio.sleep(0.5)
+            for _ in range(500):
+                if set(own_etcd.dump(prefix + "/")) == {marker.key}:
+                    break
+                await asyncio.sleep(0.02)
             assert set(own_etcd.dump(prefix + "/")) == {marker.key}
             # The key is free: a new register of it works.
             await reg.register("svc", "127.0.0.1:1")

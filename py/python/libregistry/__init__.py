@@ -36,10 +36,11 @@ from ._native import (
     PermissionDeniedError,
     RegistryError,
     RequestTimeoutError,
+    TlsError,
     UnavailableError,
 )
 from ._native import CORE_VERSION as __version__
-from ._registry import Endpoints, Metadata, Registration, Registry, ServiceSpec
+from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, ServiceSpec
 from .aio import AsyncRegistration, AsyncRegistry
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "aio",
     "Endpoints",
     "Metadata",
+    "PathLike",
     "ServiceSpec",
     "Event",
     "Registered",
@@ -64,6 +66,7 @@ __all__ = [
     "InvalidArgumentError",
     "UnavailableError",
     "RequestTimeoutError",
+    "TlsError",
     "PermissionDeniedError",
     "AlreadyRegisteredError",
     "NotRegisteredError",

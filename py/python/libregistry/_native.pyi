@@ -9,6 +9,7 @@ __all__ = [
     "InvalidArgumentError",
     "UnavailableError",
     "RequestTimeoutError",
+    "TlsError",
     "PermissionDeniedError",
     "AlreadyRegisteredError",
     "NotRegisteredError",
@@ -38,6 +39,8 @@ class RequestTimeoutError(RegistryError):
     operation: str
     after: float
 
+class TlsError(RegistryError): ...
+
 class PermissionDeniedError(RegistryError): ...
 
 class AlreadyRegisteredError(RegistryError):
@@ -64,24 +67,9 @@ _Spec = Union[Tuple[str, str], Tuple[str, str, Optional[_Metadata]]]
 
 @final
 class Client:
-    def __new__(
-        cls,
-        endpoints: Optional[_Endpoints] = None,
-        ttl: Optional[int] = None,
-        prefix: Optional[str] = None,
-        request_timeout: Optional[float] = None,
-        heal_deleted_keys: Optional[bool] = None,
-        on_event: Optional[Callable[[Any], object]] = None,
-    ) -> Client: ...
+    def __new__(cls, **kwargs: Any) -> Client: ...
     @staticmethod
-    def connect_async(
-        endpoints: Optional[_Endpoints] = None,
-        ttl: Optional[int] = None,
-        prefix: Optional[str] = None,
-        request_timeout: Optional[float] = None,
-        heal_deleted_keys: Optional[bool] = None,
-        on_event: Optional[Callable[[Any], object]] = None,
-    ) -> asyncio.Future[Client]: ...
+    def connect_async(**kwargs: Any) -> asyncio.Future[Client]: ...
     def register(self, name: str, addr: str, metadata: Optional[_Metadata] = None) -> Registration: ...
     def register_async(
         self, name: str, addr: str, metadata: Optional[_Metadata] = None

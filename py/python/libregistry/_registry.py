@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from types import TracebackType
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from . import _dispatch, _native
 from ._events import Event
 
-__all__ = ["Registry", "Registration", "RegistrationInfo", "Endpoints", "Metadata", "ServiceSpec"]
+__all__ = ["Registry", "Registration", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
 
 #: etcd endpoints: one URL, several comma-separated, or a list of URLs.
 Endpoints = Union[str, Sequence[str]]
@@ -16,6 +17,8 @@ Endpoints = Union[str, Sequence[str]]
 #: ``deployment``, ``appVersion``, ``buildTime`` or any extra key). Values are
 #: ``str``; ``weight`` may also be an ``int``.
 Metadata = Mapping[str, Union[str, int]]
+#: A file path.
+PathLike = Union[str, "os.PathLike[str]"]
 #: One entry of :meth:`Registry.register_many`.
 ServiceSpec = Union[Tuple[str, str], Tuple[str, str, Optional[Metadata]]]
 
@@ -107,6 +110,13 @@ class Registry:
     :param heal_deleted_keys: put back keys deleted by someone else (default yes).
     :param on_event: called with each :class:`~libregistry.Event` of this
         Registry, in order, on the ``libregistry-dispatch`` thread.
+    :param ca_file: PEM file of the CA that signed etcd's certificate, for
+        ``https://`` endpoints; ``None``: ``REGISTRY_CA_FILE``.
+    :param cert_file: client certificate (PEM) for mutual TLS; ``None``:
+        ``REGISTRY_CERT_FILE``.
+    :param key_file: its private key (PEM); ``None``: ``REGISTRY_KEY_FILE``.
+    :param user: etcd user name (with ``password``); ``None``: ``REGISTRY_USER``.
+    :param password: its password; ``None``: ``REGISTRY_PASSWORD``. Never logged.
     """
 
     __slots__ = ("_native",)
@@ -120,10 +130,25 @@ class Registry:
         request_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
         on_event: Optional[Callable[[Event], object]] = None,
+        ca_file: Optional[PathLike] = None,
+        cert_file: Optional[PathLike] = None,
+        key_file: Optional[PathLike] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         _dispatch.ensure_running()
         self._native = _native.Client(
-            endpoints, ttl, prefix, request_timeout, heal_deleted_keys, on_event
+            endpoints=endpoints,
+            ttl=ttl,
+            prefix=prefix,
+            request_timeout=request_timeout,
+            heal_deleted_keys=heal_deleted_keys,
+            on_event=on_event,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            user=user,
+            password=password,
         )
 
     def register(

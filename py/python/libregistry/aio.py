@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from types import TracebackType
-from typing import Any, Callable, Iterable, List, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Type
 
 from . import _dispatch, _native
 from ._events import Event
-from ._registry import Endpoints, Metadata, RegistrationInfo, ServiceSpec
+from ._registry import Endpoints, Metadata, PathLike, RegistrationInfo, ServiceSpec
 
 __all__ = ["AsyncRegistry", "AsyncRegistration"]
 
@@ -67,7 +67,7 @@ def _in_loop(
 
 class AsyncRegistry:
     """asyncio twin of :class:`libregistry.Registry`, with the same
-    arguments. Creating it does no I/O: ``await registry.connect()`` or
+    arguments (TLS and credentials included). Creating it does no I/O: ``await registry.connect()`` or
     ``async with AsyncRegistry(...) as registry`` connects (and the first
     ``register`` connects if neither was done).
 
@@ -86,10 +86,26 @@ class AsyncRegistry:
         request_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
+        ca_file: Optional[PathLike] = None,
+        cert_file: Optional[PathLike] = None,
+        key_file: Optional[PathLike] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
     ) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable or None, not {type(on_event).__name__}")
-        self._options = (endpoints, ttl, prefix, request_timeout, heal_deleted_keys)
+        self._options: Dict[str, Any] = {
+            "endpoints": endpoints,
+            "ttl": ttl,
+            "prefix": prefix,
+            "request_timeout": request_timeout,
+            "heal_deleted_keys": heal_deleted_keys,
+            "ca_file": ca_file,
+            "cert_file": cert_file,
+            "key_file": key_file,
+            "user": user,
+            "password": password,
+        }
         self._on_event = on_event
         self._native: Optional[_native.Client] = None
         self._connecting: Optional[asyncio.Future[_native.Client]] = None
@@ -107,7 +123,7 @@ class AsyncRegistry:
             callback = None if self._on_event is None else _in_loop(loop, self._on_event)
             if callback is not None:
                 _dispatch.ensure_running()
-            self._connecting = _native.Client.connect_async(*self._options, callback)
+            self._connecting = _native.Client.connect_async(**self._options, on_event=callback)
         connecting = self._connecting
         try:
             # Shielded: one caller's cancellation must not cancel the others' connect.
