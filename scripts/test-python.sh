@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's tests, as `make test` runs them:
+#   0. cargo fmt --check and clippy -D warnings on py/ (outside the workspace);
 #   1. `pip install ./py` into a brand-new virtualenv and `import libregistry`
 #      there (what a user on a clean machine does; maturin builds the wheel);
 #   2. the same install into the project's .venv, with pytest and mypy;
@@ -14,6 +15,10 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || scripts/setup.sh
 PY="$PWD/.venv/bin/python"
 PIP=("$PY" -m pip install -q --disable-pip-version-check)
+
+echo "== python: cargo fmt and clippy on py/"
+cargo fmt --manifest-path py/Cargo.toml -- --check
+cargo clippy -q --manifest-path py/Cargo.toml -- -D warnings
 
 echo "== python: pip install ./py into a clean virtualenv"
 clean="$(mktemp -d)"
