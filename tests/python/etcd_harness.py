@@ -168,7 +168,11 @@ class Etcd:
             stderr=log,
         )
         log.close()
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()  # never leave a member behind
+            raise
         return self
 
     def _tls_flags(self) -> List[str]:
