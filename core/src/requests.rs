@@ -187,13 +187,23 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Errors that prove the request never reached etcd: no connection could be
-/// made. A failed TLS handshake is not among them: trying again cannot help.
+/// made, or the connection closed while the request still waited in hyper's
+/// queue (hyper cancels those with "connection closed" / "connection was not
+/// ready" before writing a byte of them; a member behind a TCP proxy or load
+/// balancer that dies looks like this, not like a refused connection).
+/// A failed TLS handshake is not among them: trying again cannot help.
 fn was_not_sent(err: &etcd_client::Error) -> bool {
     let no_connection = match err {
         etcd_client::Error::TransportError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => {
-            s.code() == tonic::Code::Unavailable && s.message().contains("connect")
-        }
+        etcd_client::Error::GRpcStatus(s) => match s.code() {
+            tonic::Code::Unavailable => s.message().contains("connect"),
+            tonic::Code::Cancelled => {
+                let why = crate::error::describe(err);
+                why.contains("operation was canceled: connection closed")
+                    || why.contains("operation was canceled: connection was not ready")
+            }
+            _ => false,
+        },
         _ => false,
     };
     no_connection && !crate::error::is_tls_failure(&crate::error::describe(err))
