@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation fuzz
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation bench-python fuzz
 
 setup:
 	@scripts/setup.sh
@@ -29,11 +29,13 @@ lint:
 test-35:
 	@echo "== tests against etcd $$($(ETCD35) --version | head -n1)"
 	ETCD_BIN=$(ETCD35) $(CARGO) test --workspace -- --nocapture
+	ETCD_BIN=$(ETCD35) scripts/test-python.sh
 
 test-34:
 	@if [ -x $(ETCD34) ]; then \
 	  echo "== integration tests against etcd $$($(ETCD34) --version | head -n1)"; \
-	  ETCD_BIN=$(ETCD34) $(CARGO) test -p libregistry-tests -- --nocapture; \
+	  ETCD_BIN=$(ETCD34) $(CARGO) test -p libregistry-tests -- --nocapture && \
+	  ETCD_BIN=$(ETCD34) scripts/test-python.sh; \
 	else \
 	  echo "== SKIPPED: etcd 3.4 pass ($(ETCD34) not found; run as root or install Debian's etcd-server)"; \
 	fi
@@ -63,6 +65,10 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'Done|stat::number_of_executed_units|ERROR|panicked' ; \
 	  status=$${PIPESTATUS[0]}; rm -rf $$corpus; exit $$status; \
 	fi
+
+## Register latency from Python next to the Rust core's, and two threads at once.
+bench-python: setup
+	ETCD_BIN=$(ETCD35) scripts/bench-python.sh
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:

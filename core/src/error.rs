@@ -112,7 +112,12 @@ impl From<etcd_client::Error> for Error {
                         after: Duration::ZERO,
                     },
                     Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied(msg),
-                    _ if msg.contains("authentication failed") => Error::PermissionDenied(msg),
+                    // etcd says InvalidArgument for these; to a caller they are auth failures.
+                    _ if msg.contains("authentication failed")
+                        || msg.contains("user name is empty") =>
+                    {
+                        Error::PermissionDenied(msg)
+                    }
                     Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
                         Error::invalid("request", msg)
                     }

@@ -82,6 +82,8 @@ enum Holder {
     Us,
     /// Overwritten by another process under this lease: reported and left alone.
     Other(i64),
+    /// Deleted from outside while healing of deleted keys is off: left alone.
+    Removed,
 }
 
 struct Entry {
@@ -90,6 +92,8 @@ struct Entry {
     holder: Holder,
     /// Revision of our last write of this key; older watch events are stale.
     written_rev: i64,
+    /// The lease of that write: a key missing while it still lives was deleted from outside.
+    written_lease: i64,
 }
 
 pub(crate) struct Supervisor {
@@ -479,6 +483,12 @@ impl Supervisor {
                 self.dirty.remove(key);
                 continue;
             }
+            if current.is_none() && entry.written_lease == lease && !self.opts.heal_deleted_keys {
+                // Deleted from outside under a living lease, and we were told not to fight it.
+                entry.holder = Holder::Removed;
+                self.dirty.remove(key);
+                continue;
+            }
             let ours = holder_lease == 0
                 || holder_lease == lease
                 || self.former_leases.contains(&holder_lease);
@@ -525,6 +535,7 @@ impl Supervisor {
             self.dirty.remove(&key);
             if let Some(entry) = self.entries.get_mut(&key) {
                 entry.written_rev = rev;
+                entry.written_lease = lease;
             }
             if was_missing && self.outage_since.is_none() {
                 tracing::info!(key, "key deleted from outside; put back");
@@ -664,11 +675,15 @@ impl Supervisor {
             }
             match (event.event_type(), entry.holder) {
                 (EventType::Delete, Holder::Us) => {
-                    if self.opts.heal_deleted_keys {
+                    if self.opts.heal_deleted_keys || kv.lease() != entry.written_lease {
                         self.dirty.insert(key.to_string());
                         self.heal_soon();
+                    } else {
+                        tracing::info!(key, "key deleted from outside; left deleted (healing of deleted keys is off)");
+                        entry.holder = Holder::Removed;
                     }
                 }
+                (_, Holder::Removed) => {}
                 (EventType::Delete, Holder::Other(_)) => {
                     // The other holder left: the key is ours again.
                     entry.holder = Holder::Us;
@@ -713,8 +728,16 @@ impl Supervisor {
         let mut seen = BTreeSet::new();
         let mut accepted = Vec::new();
         for (entries, until, reply) in batch {
-            if reply.is_closed() || Instant::now() >= until {
+            if reply.is_closed() {
                 continue; // the caller gave up: write nothing for it
+            }
+            if Instant::now() >= until {
+                // Waited in line past its deadline: say so, and write nothing.
+                let _ = reply.send(Err(Error::Timeout {
+                    operation: "register (waiting for earlier requests)",
+                    after: self.opts.request_timeout,
+                }));
+                continue;
             }
             let dup = entries
                 .iter()
@@ -773,10 +796,10 @@ impl Supervisor {
         let mut written: Vec<&NewEntry> = Vec::new();
         for chunk in entries.chunks(MAX_TXN_OPS) {
             let mut attempt = 0;
-            let rev = loop {
+            let (rev, lease_used) = loop {
                 let lease = self.lease.map(|l| l.id).unwrap_or(0);
                 match self.put_chunk(chunk, lease, until).await {
-                    Ok(rev) => break rev,
+                    Ok(rev) => break (rev, lease),
                     // The lease vanished under us (etcd wiped, revoked): take a new one, once.
                     Err(Error::Etcd(m)) if attempt == 0 && is_lease_missing(&m) => {
                         attempt += 1;
@@ -816,6 +839,7 @@ impl Supervisor {
                         value: e.value.clone(),
                         holder: Holder::Us,
                         written_rev: rev,
+                        written_lease: lease_used,
                     },
                 );
                 let name = e.name.clone();
@@ -878,8 +902,10 @@ impl Supervisor {
             return Err(Error::NotRegistered { key });
         };
         entry.value = value.clone();
-        if let Holder::Other(other_lease) = entry.holder {
-            return Err(Error::Conflict { key, other_lease });
+        match entry.holder {
+            Holder::Other(other_lease) => return Err(Error::Conflict { key, other_lease }),
+            Holder::Removed => return Err(Error::NotRegistered { key }),
+            Holder::Us => {}
         }
         let Some(lease) = lease else {
             self.dirty.insert(key);
@@ -900,6 +926,7 @@ impl Supervisor {
             Ok(resp) if resp.succeeded() => {
                 if let Some(entry) = self.entries.get_mut(&key) {
                     entry.written_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+                    entry.written_lease = lease;
                 }
                 Ok(())
             }

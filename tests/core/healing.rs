@@ -228,3 +228,37 @@ async fn healing_progresses_under_a_steady_stream_of_commands() {
     assert!(watchers <= 2.0, "{watchers} watchers on etcd");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_healing_of_deleted_keys_off_a_deleted_key_stays_deleted() {
+    let etcd = Etcd::start().await;
+    let client = Client::connect(
+        Options::new()
+            .endpoints(etcd.endpoints())
+            .ttl_secs(TTL)
+            .heal_deleted_keys(false),
+    )
+    .await
+    .unwrap();
+    let reg = client
+        .register(&Service::new("micro", "127.0.0.1:4000"))
+        .await
+        .unwrap();
+    let mut raw = etcd.raw().await;
+    // At once: the watch on own keys may still be opening, and its first
+    // re-read must not put the key back either.
+    raw.delete(reg.key(), None).await.unwrap();
+    let marker = client
+        .register(&Service::new("micro", "127.0.0.1:4001"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = dump(&mut raw, "/micro/").await;
+    assert_eq!(held.keys().collect::<Vec<_>>(), [marker.key()]);
+    assert!(matches!(
+        reg.update([("weight", "1")]).await,
+        Err(libregistry::Error::NotRegistered { .. })
+    ));
+    reg.deregister().await.unwrap();
+    client.close().await.unwrap();
+}

@@ -228,11 +228,6 @@ def test_timeout_when_etcd_is_frozen(own_etcd: Etcd, prefix: str) -> None:
     assert own_etcd.dump(prefix + "/") == {}, "a register that timed out leaves nothing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core maps etcd's 'user name is empty' (auth on, no credentials) to InvalidArgument; "
-    "it should be PermissionDenied (reported to the core)",
-)
 def test_permission_denied_when_etcd_requires_authentication(own_etcd: Etcd, prefix: str) -> None:
     own_etcd.etcdctl("user", "add", "root:secret")
     own_etcd.etcdctl("auth", "enable")

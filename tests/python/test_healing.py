@@ -49,10 +49,7 @@ def test_heal_deleted_keys_false_leaves_a_deleted_key_deleted(own_etcd: Etcd, pr
         own_etcd.endpoint, prefix=prefix, heal_deleted_keys=False, on_event=events.append
     ) as reg:
         r = reg.register("svc", "127.0.0.1:1")
-        # The watch on its own keys starts just after the first register of a
-        # name (reading the keys once more); delete after that.
-        time.sleep(0.5)
-        own_etcd.delete(r.key)
+        own_etcd.delete(r.key)  # at once: even the first re-read must leave it deleted
         marker = reg.register("svc", "127.0.0.1:2")  # ordered after the delete's watch event
         drain(events, ["registered", "registered"], 5)
         assert own_etcd.get(r.key) is None and own_etcd.get(marker.key) is not None
