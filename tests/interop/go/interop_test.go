@@ -35,14 +35,23 @@ type provider struct {
 	ttl  time.Duration
 }
 
-// startProviders starts n Python providers of `name` at once (port 0: any
-// free port; else that port) and waits until each is registered.
+// startProviders starts Python providers of `name` at once, one per port
+// (0: any free port), and waits until each is registered.
 func startProviders(t *testing.T, name string, ports ...int) []*provider {
+	t.Helper()
+	return startPrefixed(t, "", name, ports...)
+}
+
+// startPrefixed is startProviders with a key prefix ("" for none).
+func startPrefixed(t *testing.T, prefix, name string, ports ...int) []*provider {
 	t.Helper()
 	var ps []*provider
 	for i, port := range ports {
-		p := pythonProc(t, fmt.Sprintf("python provider %d", i+1), "greeter_provider.py",
-			"--name", name, "--port", strconv.Itoa(port))
+		args := []string{"--name", name, "--port", strconv.Itoa(port)}
+		if prefix != "" {
+			args = append(args, "--prefix", prefix)
+		}
+		p := pythonProc(t, fmt.Sprintf("python provider %d", i+1), "greeter_provider.py", args...)
 		ps = append(ps, &provider{proc: p, pid: p.cmd.Process.Pid})
 	}
 	for _, p := range ps {
@@ -56,7 +65,7 @@ func startProviders(t *testing.T, name string, ports ...int) []*provider {
 			t.Fatalf("%s: %q: %v", p.name, l.text, err)
 		}
 		p.ttl = time.Duration(ttl) * time.Second
-		if want := "/" + name + "/" + p.addr; p.key != want {
+		if want := prefix + "/" + name + "/" + p.addr; p.key != want {
 			t.Fatalf("%s registered %s, want the seed's key %s", p.name, p.key, want)
 		}
 	}
@@ -125,24 +134,28 @@ func checkShares(t *testing.T, what string, calls []call, want []string, lo, hi 
 }
 
 // TestDialTarget finds which `etcd:` targets resolve the seed's keys
-// ("/micro/ADDR"): only those whose URL path is "//micro".
+// ("/micro/ADDR"): only those whose URL path is "//micro" (and, with a key
+// prefix "/services", "//services/micro").
 func TestDialTarget(t *testing.T) {
 	requireInterop(t)
 	cli := etcdClient(t)
-	p := startProviders(t, "micro", 0)[0]
+	plain := startProviders(t, "micro", 0)[0]
+	prefixed := startPrefixed(t, "/services", "micro", 0)[0]
 
 	cases := []struct {
 		target string
-		finds  bool
+		finds  *provider // nil: finds nothing
 	}{
-		{DialTarget, true},            // path "//micro" -> watches "/micro/"
-		{"etcd:///%2Fmicro", true},    // the same path, escaped
-		{"etcd:///micro", false},      // path "/micro" -> watches "micro/"
-		{"etcd:/micro", false},        // path "/micro" -> watches "micro/"
-		{"etcd:micro", false},         // opaque "micro" -> watches "micro/"
-		{"etcd://host/micro", false},  // authority ignored, path "/micro" -> "micro/"
-		{"etcd:///micro/", false},     // watches "micro//"
-		{"etcd://///micro", false},    // path "///micro" -> watches "//micro/"
+		{DialTarget, plain},                   // path "//micro" -> watches "/micro/"
+		{"etcd:///%2Fmicro", plain},           // the same path, escaped
+		{"etcd:///micro", nil},                // path "/micro" -> watches "micro/"
+		{"etcd:/micro", nil},                  // path "/micro" -> watches "micro/"
+		{"etcd:micro", nil},                   // opaque "micro" -> watches "micro/"
+		{"etcd://host/micro", nil},            // authority ignored, path "/micro" -> "micro/"
+		{"etcd:///micro/", nil},               // watches "micro//"
+		{"etcd://///micro", nil},              // path "///micro" -> watches "//micro/"
+		{"etcd:////services/micro", prefixed}, // REGISTRY_PREFIX=/services: "/services/micro/"
+		{"etcd:///services/micro", nil},       // watches "services/micro/"
 	}
 	observers := make([]*observer, len(cases))
 	clients := make([]pb.GreeterClient, len(cases))
@@ -153,21 +166,26 @@ func TestDialTarget(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for i, c := range cases {
 		obs := observers[i]
-		_, found := obs.waitFor(0, time.Until(deadline), equal([]string{p.addr}))
+		var want []string
+		if c.finds != nil {
+			want = []string{c.finds.addr}
+		}
+		_, found := obs.waitFor(0, time.Until(deadline), func(got []string) bool { return len(got) > 0 })
 		obs.mu.Lock()
 		prefix := obs.prefix
 		obs.mu.Unlock()
-		t.Logf("target %-22q watches %-10q: resolver lists %v", c.target, prefix, obs.latest())
-		if found != c.finds {
-			t.Errorf("target %q finds %s: %v, want %v", c.target, p.addr, found, c.finds)
+		t.Logf("target %-26q watches %-17q: resolver lists %v", c.target, prefix, obs.latest())
+		if got := obs.latest(); !slices.Equal(got, want) || found != (c.finds != nil) {
+			t.Errorf("target %q: the resolver lists %v, want %v", c.target, got, want)
+			continue
 		}
-		if c.finds {
+		if c.finds != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			reply, err := clients[i].SayHello(ctx, &pb.HelloRequest{Name: "dial-target"})
 			cancel()
 			if err != nil {
 				t.Errorf("SayHello through %q: %v", c.target, err)
-			} else if want := fmt.Sprintf("Hello dial-target from %s pid %d", p.addr, p.pid); reply.GetMessage() != want {
+			} else if want := fmt.Sprintf("Hello dial-target from %s pid %d", c.finds.addr, c.finds.pid); reply.GetMessage() != want {
 				t.Errorf("SayHello through %q: %q, want %q", c.target, reply.GetMessage(), want)
 			}
 		}
@@ -232,6 +250,25 @@ func TestGoConsumerCallsPythonAndCProviders(t *testing.T) {
 		if _, ok := obs.waitFor(mark, 5*time.Second, equal(addrsOf(ps...))); !ok {
 			t.Fatalf("the C address stayed in the resolver's list after it deregistered: %v", obs.latest())
 		}
+	})
+	if !ok {
+		return
+	}
+
+	// What Go's resolver does not do, pinned so the docs stay true: it hands
+	// gRPC addresses only, so a weight of 0 (libregistry's drain) does not
+	// keep Go consumers away; deregistering does.
+	ok = t.Run("weight 0 does not drain Go consumers", func(t *testing.T) {
+		lines := a.mark()
+		a.send("drain")
+		_, drained := a.expect(lines, 10*time.Second, "drained ")
+		resp, err := cli.Get(context.Background(), a.key)
+		if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"weight":0`) {
+			t.Fatalf("etcd does not hold %s with weight 0: %v %v", a.key, resp, err)
+		}
+		from := drained.at.Add(100 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
+		checkShares(t, "with weight 0 on "+a.addr, l.between(from, time.Now()), addrsOf(ps...), 0.25, 0.42)
 	})
 	if !ok {
 		return

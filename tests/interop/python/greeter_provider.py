@@ -1,7 +1,7 @@
 """A Python provider for the Go interop test: serves the helloworld Greeter
 with grpcio on a loopback port and registers it through libregistry.
 
-    PYTHONPATH=<generated stubs> python greeter_provider.py --name micro [--port N] [--ttl S]
+    PYTHONPATH=<generated stubs> python greeter_provider.py --name micro [--port N] [--ttl S] [--prefix P]
 
 etcd comes from REGISTRY_ENDPOINTS. The process is driven line by line on
 stdin and answers on stdout, so a test can act on it without signals:
@@ -9,6 +9,7 @@ stdin and answers on stdout, so a test can act on it without signals:
     stdin            stdout
     (start)          listening 127.0.0.1:PORT
                      registered KEY ttl=TTL lease=LEASE
+    drain            drained KEY               (update: weight 0)
     deregister       deregistered KEY          (the gRPC server keeps serving)
     stats            stats calls=N after_deregister=M last_after_ms=X
     quit / EOF       bye                       (deregisters, closes, exits 0)
@@ -70,6 +71,7 @@ def main() -> int:
     parser.add_argument("--name", default="micro")
     parser.add_argument("--port", type=int, default=0, help="0: any free loopback port")
     parser.add_argument("--ttl", type=int, default=int(os.environ.get("REGISTRY_TTL", "3")))
+    parser.add_argument("--prefix", default=None, help="key prefix (default: REGISTRY_PREFIX, else none)")
     args = parser.parse_args()
 
     greeter = Greeter()
@@ -88,14 +90,17 @@ def main() -> int:
     limit.daemon = True
     limit.start()
 
-    with libregistry.Registry(ttl=args.ttl) as registry:
+    with libregistry.Registry(ttl=args.ttl, prefix=args.prefix) as registry:
         registration = registry.register(
             args.name, greeter.addr, {"zone": "zone1", "region": "beijing", "weight": 100, "provider": "python"}
         )
         say(f"registered {registration.key} ttl={registry.ttl} lease={registry.lease_id}")
         for line in sys.stdin:
             command = line.strip()
-            if command == "deregister":
+            if command == "drain":
+                registration.update({"weight": 0})
+                say(f"drained {registration.key}")
+            elif command == "deregister":
                 registration.deregister()
                 with greeter.lock:
                     greeter.deregistered_at = time.monotonic()
