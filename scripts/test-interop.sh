@@ -13,7 +13,9 @@
 #      and the Go test binary (modules as go.sum pins them);
 #   4. runs it against an etcd of its own (tests/interop/run.py: started on
 #      free loopback ports, stopped afterwards), bounded in time.
-# Exits non-zero on any failure. Builds go to target/interop/.
+# Exits non-zero on any failure; every step has a time limit (the run:
+# INTEROP_LIMIT_SECONDS, 300 by default; it takes ~15 s). Builds go to
+# target/interop/.
 # $ETCD_BIN picks the etcd (default: .venv's etcd 3.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +37,7 @@ fi
 
 [ -x .venv/bin/python ] || scripts/setup.sh
 PY="$ROOT/.venv/bin/python"
-PIP=("$PY" -m pip install -q --disable-pip-version-check)
+PIP=(timeout 600 "$PY" -m pip install -q --disable-pip-version-check)
 
 echo "== interop: Python providers' packages (grpcio, grpcio-tools, libregistry) in .venv"
 "$PY" -c 'import grpc, grpc_tools' 2>/dev/null || "${PIP[@]}" "grpcio>=1.60,<2" "grpcio-tools>=1.60,<2"
@@ -47,7 +49,7 @@ fi
 "$PY" -c 'import libregistry; print("interop: libregistry", libregistry.__version__, "from", libregistry.__file__)'
 
 echo "== interop: building libregistry.so, the C programs, the Python stubs and the Go test"
-cargo build -q -p libregistry-ffi
+timeout 900 cargo build -q -p libregistry-ffi
 mkdir -p "$OUT/bin" "$OUT/py-stubs"
 for program in provider consumer; do
   cc -std=c11 -Wall -Wextra -Werror -pedantic -I include "tests/interop/c/$program.c" \
@@ -55,7 +57,7 @@ for program in provider consumer; do
 done
 "$PY" -m grpc_tools.protoc -I tests/interop/proto --python_out="$OUT/py-stubs" \
   --grpc_python_out="$OUT/py-stubs" tests/interop/proto/helloworld.proto
-(cd tests/interop/go && go test -c -o "$OUT/interop.test" .)
+(cd tests/interop/go && timeout 600 go test -c -o "$OUT/interop.test" .)
 
 echo "== interop: Go consumers and libregistry providers against a real etcd"
 export INTEROP_PYTHON="$PY" INTEROP_PYTHONPATH="$OUT/py-stubs" INTEROP_DIR="$ROOT/tests/interop" \

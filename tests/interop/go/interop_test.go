@@ -190,6 +190,11 @@ func TestDialTarget(t *testing.T) {
 			}
 		}
 	}
+	// The consumer docs/GO.md shows (example_test.go), as a user copies it.
+	reply, err := sayHello(strings.Split(os.Getenv("REGISTRY_ENDPOINTS"), ","), "docs")
+	if want := fmt.Sprintf("Hello docs from %s pid %d", plain.addr, plain.pid); err != nil || reply != want {
+		t.Errorf("docs/GO.md's sayHello: %q, %v; want %q", reply, err, want)
+	}
 }
 
 // TestGoConsumerCallsPythonAndCProviders is the Go consumer of the seed's
@@ -331,7 +336,9 @@ func TestGoConsumerCallsPythonAndCProviders(t *testing.T) {
 			t.Fatalf("the resolver kept %s for %v after SIGKILL: %v", b.addr, limit+5*time.Second, obs.latest())
 		}
 		took := dropped.at.Sub(killed)
-		t.Logf("FIGURE SIGKILL: the resolver dropped %s %s after the kill (TTL %v, limit %v)", b.addr, ms(took), ttl, limit)
+		per, failed := tally(l.between(killed, dropped.at))
+		t.Logf("FIGURE SIGKILL: the resolver dropped %s %s after the kill (TTL %v, limit %v); meanwhile calls: %v, %d failed",
+			b.addr, ms(took), ttl, limit, per, failed)
 		if took > limit {
 			t.Errorf("the resolver dropped %s %v after SIGKILL, later than TTL + 1 s = %v", b.addr, took, limit)
 		}
