@@ -31,6 +31,7 @@ NAMES = ["/micro/", "/services/micro/", "/go-endpoints-c/", "/go-endpoints-py/"]
 
 def main() -> int:
     binary, *flags = sys.argv[1:]
+    binary = str(Path(binary).resolve())
     print(f"== interop: etcd {etcd_version()} ({etcd_binary()})", flush=True)
     etcd = Etcd().start()
     test = None
