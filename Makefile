@@ -30,12 +30,14 @@ test-35:
 	@echo "== tests against etcd $$($(ETCD35) --version | head -n1)"
 	ETCD_BIN=$(ETCD35) $(CARGO) test --workspace -- --nocapture
 	ETCD_BIN=$(ETCD35) scripts/test-python.sh
+	ETCD_BIN=$(ETCD35) scripts/test-interop.sh
 
 test-34:
 	@if [ -x $(ETCD34) ]; then \
 	  echo "== integration tests against etcd $$($(ETCD34) --version | head -n1)"; \
 	  ETCD_BIN=$(ETCD34) $(CARGO) test -p libregistry-tests -- --nocapture && \
-	  ETCD_BIN=$(ETCD34) scripts/test-python.sh; \
+	  ETCD_BIN=$(ETCD34) scripts/test-python.sh && \
+	  ETCD_BIN=$(ETCD34) scripts/test-interop.sh; \
 	else \
 	  echo "== SKIPPED: etcd 3.4 pass ($(ETCD34) not found; run as root or install Debian's etcd-server)"; \
 	fi
