@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod cluster_faults;
+pub mod invariants;
+pub mod proxy;
+
 
 /// How long an etcd member may take to come up and answer.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
