@@ -5,6 +5,7 @@
 //! project's `.venv`, else `etcd` on `PATH`.
 
 pub mod secure;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 pub mod cluster_faults;
 pub mod invariants;
 pub mod proxy;
-
 
 /// How long an etcd member may take to come up and answer.
 const READY_DEADLINE: Duration = Duration::from_secs(30);

@@ -1,0 +1,74 @@
+//! Recovery: etcd SIGKILLed, its data dir deleted, started again empty;
+//! how long after it answers again until every registration of a
+//! libregistry client is back. The floor, measured right after each round
+//! on the same fresh etcd: writing as many keys with raw etcd-client (one
+//! lease, transactions of 128).
+
+use std::time::{Duration, Instant};
+
+use etcd_client::GetOptions;
+use harness::Etcd;
+use libregistry::Service;
+
+use crate::bulk::{bulk_client, floor_round};
+use crate::child::addr;
+
+/// What each round measured, seconds.
+#[derive(Default)]
+pub struct Recovery {
+    /// From etcd answering again to all keys back.
+    pub back_secs: Vec<f64>,
+    /// The floor: writing as many keys into the fresh etcd, raw.
+    pub floor_secs: Vec<f64>,
+    /// Rounds where not every key came back within the limit.
+    pub incomplete: usize,
+}
+
+/// `rounds` wipes of `etcd` while a client holds `n` registrations.
+pub fn measure(rt: &tokio::runtime::Runtime, etcd: &mut Etcd, n: usize, rounds: usize) -> Recovery {
+    let client = bulk_client(&etcd.endpoints());
+    let services: Vec<Service> = (0..n).map(|i| Service::new("recovery", addr(i))).collect();
+    client.register_many(&services).expect("register_many");
+    // The floor writes the very bytes the client wrote.
+    let value = rt.block_on(async {
+        let mut raw = etcd.raw().await;
+        let resp = raw
+            .get(format!("/recovery/{}", addr(0)), None)
+            .await
+            .expect("read back");
+        resp.kvs()
+            .first()
+            .map(|kv| kv.value().to_vec())
+            .unwrap_or_default()
+    });
+    let mut out = Recovery::default();
+    for _ in 0..rounds {
+        rt.block_on(etcd.wipe_and_restart());
+        let healthy = Instant::now();
+        let mut raw = rt.block_on(etcd.raw());
+        let limit = healthy + Duration::from_secs(30);
+        let mut back = None;
+        while Instant::now() < limit {
+            let count = rt
+                .block_on(raw.get(
+                    "/recovery/",
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                ))
+                .map(|r| r.count())
+                .unwrap_or(0);
+            if count as usize >= n {
+                back = Some(healthy.elapsed().as_secs_f64());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match back {
+            Some(secs) => out.back_secs.push(secs),
+            None => out.incomplete += 1,
+        }
+        let (write, _) = floor_round(rt, &mut raw, "recovery-floor", n, &value);
+        out.floor_secs.push(write);
+    }
+    let _ = client.close();
+    out
+}
