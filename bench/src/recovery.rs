@@ -10,7 +10,7 @@ use etcd_client::GetOptions;
 use harness::Etcd;
 use libregistry::Service;
 
-use crate::bulk::{bulk_client, floor_round};
+use crate::bulk::{bulk_client, floor_round, RANGE_METRIC};
 use crate::child::addr;
 
 /// What each round measured, seconds.
@@ -22,6 +22,9 @@ pub struct Recovery {
     pub floor_secs: Vec<f64>,
     /// Rounds where not every key came back within the limit.
     pub incomplete: usize,
+    /// Read requests the fresh etcd got from the client until all were back
+    /// (etcd's counter, less this benchmark's own polls), per round.
+    pub client_reads: Vec<f64>,
 }
 
 /// `rounds` wipes of `etcd` while a client holds `n` registrations.
@@ -48,7 +51,9 @@ pub fn measure(rt: &tokio::runtime::Runtime, etcd: &mut Etcd, n: usize, rounds: 
         let mut raw = rt.block_on(etcd.raw());
         let limit = healthy + Duration::from_secs(30);
         let mut back = None;
+        let mut polls = 0.0;
         while Instant::now() < limit {
+            polls += 1.0;
             let count = rt
                 .block_on(raw.get(
                     "/recovery/",
@@ -58,6 +63,9 @@ pub fn measure(rt: &tokio::runtime::Runtime, etcd: &mut Etcd, n: usize, rounds: 
                 .unwrap_or(0);
             if count as usize >= n {
                 back = Some(healthy.elapsed().as_secs_f64());
+                // The restarted etcd counts from zero.
+                let reads = etcd.members[0].metric(RANGE_METRIC).unwrap_or(f64::NAN);
+                out.client_reads.push(reads - polls);
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
