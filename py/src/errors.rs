@@ -244,3 +244,8 @@ pub fn invalid(py: Python<'_>, field: &str, reason: impl Into<String>) -> PyErr 
         },
     )
 }
+
+/// A `ClosedError` with its own message (for handles other than the Registry).
+pub fn closed(py: Python<'_>, message: String) -> PyErr {
+    raise_with(py, &classes(py).closed, message, &[])
+}

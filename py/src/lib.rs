@@ -1,15 +1,18 @@
 //! `libregistry._native`: the Python binding of the libregistry core.
 //!
 //! Thin by design: convert arguments ([`convert`]), call the core, convert
-//! results and errors ([`errors`]). Waiting happens with the GIL released
+//! results ([`instance`]) and errors ([`errors`]). Providers register through
+//! [`registry`]; consumers read and watch through [`discovery`]. Waiting happens with the GIL released
 //! ([`wait`]); events and logs reach Python through a queue drained by a
 //! Python thread ([`dispatch`], [`logs`]), never on the library runtime.
 //! The public API is the pure-Python package around this module.
 
 mod bench;
 mod convert;
+mod discovery;
 mod dispatch;
 mod errors;
+mod instance;
 mod logs;
 mod options;
 mod registry;
@@ -22,8 +25,11 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<registry::Client>()?;
     module.add_class::<registry::Registration>()?;
+    module.add_class::<instance::Instance>()?;
+    module.add_class::<discovery::Watcher>()?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_next, module)?)?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
+    module.add_function(wrap_pyfunction!(convert::check_seconds, module)?)?;
     module.add_class::<bench::BenchCore>()?;
     module.add("CORE_VERSION", libregistry::VERSION)?;
     logs::install();

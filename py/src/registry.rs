@@ -1,4 +1,5 @@
-//! `Client` and `Registration`: thin handles over the core's async client.
+//! `Client` and `Registration`: thin handles over the core's async client
+//! (its discovery calls are in [`crate::discovery`]).
 //! Blocking methods wait with the GIL released (see [`crate::wait`]); the
 //! `*_async` twins return asyncio futures. The pure-Python classes in
 //! `libregistry` (`Registry`, `AsyncRegistry`, ...) are built on these.
@@ -12,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{self, Pairs};
+use crate::discovery::{self, WatchArgs};
 use crate::dispatch;
 use crate::errors;
 use crate::options;
@@ -176,6 +178,74 @@ impl Client {
             async move { client.register_many(&services).await },
             move |py, regs| Client::registrations(py, regs, given),
         )
+    }
+
+    /// Reads every instance of service `name` once (`list[Instance]`, sorted by key).
+    fn discover<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        discovery::discover(py, &self.inner, name)
+    }
+
+    /// `discover` as an asyncio future.
+    fn discover_async(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        discovery::discover_async(py, &self.inner, name)
+    }
+
+    /// Starts a watcher on service `name`; returns once its first list is read.
+    #[pyo3(signature = (name, *, zone=None, region=None, env=None, deployment=None, round_robin=None, on_change=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn watch(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        zone: Option<&Bound<'_, PyAny>>,
+        region: Option<&Bound<'_, PyAny>>,
+        env: Option<&Bound<'_, PyAny>>,
+        deployment: Option<&Bound<'_, PyAny>>,
+        round_robin: Option<&Bound<'_, PyAny>>,
+        on_change: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<discovery::Watcher> {
+        let args = WatchArgs::new(
+            py,
+            name,
+            zone,
+            region,
+            env,
+            deployment,
+            round_robin,
+            on_change,
+        )?;
+        discovery::watch(py, &self.inner, args)
+    }
+
+    /// `watch` as an asyncio future of a `Watcher`.
+    #[pyo3(signature = (name, *, zone=None, region=None, env=None, deployment=None, round_robin=None, on_change=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn watch_async(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        zone: Option<&Bound<'_, PyAny>>,
+        region: Option<&Bound<'_, PyAny>>,
+        env: Option<&Bound<'_, PyAny>>,
+        deployment: Option<&Bound<'_, PyAny>>,
+        round_robin: Option<&Bound<'_, PyAny>>,
+        on_change: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let args = WatchArgs::new(
+            py,
+            name,
+            zone,
+            region,
+            env,
+            deployment,
+            round_robin,
+            on_change,
+        )?;
+        discovery::watch_async(py, &self.inner, args)
     }
 
     /// Revokes the lease: every registration of this client vanishes at once.

@@ -63,7 +63,36 @@ where
     T: Send + 'static,
     F: Future<Output = libregistry::Result<T>> + Send + 'static,
 {
-    let mut fut = Box::pin(fut);
+    drive(py, Box::pin(fut), move |rest| {
+        let _ = libregistry::spawn(async move {
+            if let (Ok(value), Some(undo)) = (rest.await, undo) {
+                undo(value).await;
+            }
+        });
+    })
+}
+
+/// [`block`] for a wait that is safe to abandon (receiving from a channel):
+/// on Ctrl-C the future is dropped, so nothing it would have received is lost.
+pub fn block_or_drop<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = libregistry::Result<T>> + Send + 'static,
+{
+    drive(py, Box::pin(fut), drop)
+}
+
+/// Polls `fut` in slices with the GIL released; when a signal handler raises
+/// between two slices, hands the unfinished future to `interrupted`.
+fn drive<T, F>(
+    py: Python<'_>,
+    mut fut: Pin<Box<F>>,
+    interrupted: impl FnOnce(Pin<Box<F>>),
+) -> PyResult<T>
+where
+    T: Send,
+    F: Future<Output = libregistry::Result<T>> + Send,
+{
     loop {
         let step = py.detach(|| {
             if Handle::try_current().is_ok() {
@@ -82,13 +111,9 @@ where
             Ok(Some(outcome)) => return outcome.map_err(|e| errors::to_py(py, e)),
             Ok(None) => {}
         }
-        if let Err(interrupted) = py.check_signals() {
-            let _ = libregistry::spawn(async move {
-                if let (Ok(value), Some(undo)) = (fut.await, undo) {
-                    undo(value).await;
-                }
-            });
-            return Err(interrupted);
+        if let Err(signal_raised) = py.check_signals() {
+            interrupted(fut);
+            return Err(signal_raised);
         }
     }
 }
@@ -182,7 +207,8 @@ fn resolve(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
     Ok(())
 }
 
-/// Undoes a result nobody will see: deregisters registrations, closes clients.
+/// Undoes a result nobody will see: deregisters registrations, closes
+/// clients, stops watchers.
 fn abandon(value: &Bound<'_, PyAny>) {
     if let Ok(list) = value.cast::<PyList>() {
         for item in list.iter() {
@@ -194,6 +220,8 @@ fn abandon(value: &Bound<'_, PyAny>) {
         reg.get().abandon();
     } else if let Ok(client) = value.cast::<crate::registry::Client>() {
         client.get().abandon();
+    } else if let Ok(watcher) = value.cast::<crate::discovery::Watcher>() {
+        watcher.get().stop();
     }
 }
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -346,6 +347,34 @@ class Etcd:
             check=True,
         )
         return out.stdout
+
+
+def spawn(args: List[str], env: Dict[str, str]) -> "subprocess.Popen[str]":
+    """Starts ``python *args`` with ``env`` added, stdout and stderr piped together."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def read_until(proc: "subprocess.Popen[str]", marker: str, limit: float = 20) -> List[str]:
+    """Reads ``proc``'s output lines until one contains ``marker``; kills it and fails otherwise."""
+    lines: List[str] = []
+    deadline = time.monotonic() + limit
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"{marker!r} not printed; output:\n" + "\n".join(lines))
 
 
 def wait_until(check: Callable[[], bool], limit: float, what: str) -> float:

@@ -9,7 +9,7 @@ from typing import List
 import pytest
 
 import libregistry
-from libregistry.aio import AsyncRegistration, AsyncRegistry
+from libregistry.aio import AsyncRegistration, AsyncRegistry, AsyncWatcher
 from etcd_harness import Etcd, drain, free_port, wait_until
 
 
@@ -165,3 +165,117 @@ def test_async_calls_outside_a_running_loop_are_refused(etcd: Etcd, prefix: str)
         with pytest.raises(RuntimeError):
             native.register_async("svc", "127.0.0.1:1")
     wait_until(lambda: etcd.dump(prefix + "/") == {}, 2, "nothing registered")
+
+
+def test_async_discover_and_watch(etcd: Etcd, prefix: str) -> None:
+    async def main() -> None:
+        async with AsyncRegistry(etcd.endpoint, prefix=prefix) as reg:
+            await reg.register("svc", "127.0.0.1:1", {"zone": "z1", "weight": 3})
+            await reg.register("svc_other", "127.0.0.1:9")
+            found = await reg.discover("svc")
+            assert [(i.addr, i.zone, i.weight) for i in found] == [("127.0.0.1:1", "z1", 3)]
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+
+            task = asyncio.ensure_future(ticker())
+            got: List[libregistry.Change] = []
+            async with await reg.watch("svc", zone="z1") as watcher:
+                assert isinstance(watcher, AsyncWatcher) and watcher.instances() == found
+                assert watcher.pick() == found[0] and watcher.policy.zone == "z1"
+
+                async def provide() -> None:
+                    await asyncio.sleep(0.2)  # the consumer waits meanwhile, the loop runs on
+                    r = await reg.register("svc", "127.0.0.1:2")
+                    await r.update({"weight": 0})
+                    await r.deregister()
+
+                provider = asyncio.ensure_future(provide())
+                async for change in watcher:
+                    got.append(change)
+                    if len(got) == 4:
+                        watcher.close()  # ends the loop
+                await provider
+                assert watcher.closed
+                with pytest.raises(libregistry.ClosedError):
+                    await watcher.next_change()
+            task.cancel()
+            assert [(type(c), c.addr) for c in got] == [
+                (libregistry.Added, "127.0.0.1:1"),
+                (libregistry.Added, "127.0.0.1:2"),
+                (libregistry.Updated, "127.0.0.1:2"),
+                (libregistry.Removed, "127.0.0.1:2"),
+            ]
+            assert ticks >= 10, f"the loop ran while the watcher waited ({ticks} ticks)"
+
+            with pytest.raises(TypeError):
+                await reg.discover(5)  # type: ignore[arg-type]
+            with pytest.raises(libregistry.InvalidArgumentError):
+                await reg.watch("a/b")
+            with pytest.raises(TypeError):
+                await reg.watch("svc", on_change=5)  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                await reg.watch("svc", round_robin="no")  # type: ignore[arg-type]
+            async with await reg.watch("svc") as watcher:
+                with pytest.raises(TypeError):
+                    await watcher.next_change("1")  # type: ignore[arg-type]
+                with pytest.raises(libregistry.InvalidArgumentError):
+                    await watcher.next_change(-1)
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_or_timed_out_async_wait_loses_no_change(etcd: Etcd, prefix: str) -> None:
+    async def main() -> None:
+        async with AsyncRegistry(etcd.endpoint, prefix=prefix) as reg:
+            watcher = await reg.watch("svc")
+            assert await watcher.next_change(timeout=0.05) is None
+            waiting = asyncio.ensure_future(watcher.next_change())
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await reg.register("svc", "127.0.0.1:1")
+            # Not there yet, or there already: either way, not lost.
+            change = await watcher.next_change(timeout=0) or await watcher.next_change(timeout=10)
+            if change is None or change.addr != "127.0.0.1:1":
+                pytest.fail(f"the change was lost: {change}")
+            # Two tasks waiting at once get one change each, never the same one twice.
+            first, second = (asyncio.ensure_future(watcher.next_change(10)) for _ in range(2))
+            await reg.register_many([("svc", "127.0.0.1:2"), ("svc", "127.0.0.1:3")])
+            both = await asyncio.gather(first, second)
+            assert sorted(c.addr for c in both if c is not None) == ["127.0.0.1:2", "127.0.0.1:3"]
+            watcher.close()
+
+    asyncio.run(main())
+
+
+def test_async_on_change_runs_in_the_loop_and_may_be_a_coroutine(etcd: Etcd, prefix: str) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen: List[str] = []
+        in_loop: List[bool] = []
+
+        async def on_change(change: libregistry.Change) -> None:
+            in_loop.append(asyncio.get_running_loop() is loop)
+            seen.append(f"{change.kind} {change.addr}")
+
+        async with AsyncRegistry(etcd.endpoint, prefix=prefix) as reg:
+            await reg.register("svc", "127.0.0.1:1")
+            async with await reg.watch("svc", on_change=on_change) as watcher:
+                with pytest.raises(RuntimeError):
+                    await watcher.next_change()
+                r = await reg.register("svc", "127.0.0.1:2")
+                await r.deregister()
+                for _ in range(500):
+                    if len(seen) == 3:
+                        break
+                    await asyncio.sleep(0.01)
+        assert seen == ["added 127.0.0.1:1", "added 127.0.0.1:2", "removed 127.0.0.1:2"]
+        assert all(in_loop)
+
+    asyncio.run(main())

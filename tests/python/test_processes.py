@@ -4,47 +4,17 @@ signals, SIGKILL, Ctrl-C during a call, and pre-fork servers."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import pytest
 
 import libregistry
-from etcd_harness import ROOT, Etcd, wait_until
+from etcd_harness import ROOT, Etcd, read_until, spawn, wait_until
 
 PROVIDER = ROOT / "examples" / "python" / "provider.py"
-
-
-def spawn(args: List[str], env: Dict[str, str]) -> "subprocess.Popen[str]":
-    return subprocess.Popen(
-        [sys.executable, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **env},
-    )
-
-
-def read_until(proc: "subprocess.Popen[str]", marker: str, limit: float = 20) -> List[str]:
-    lines: List[str] = []
-    deadline = time.monotonic() + limit
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if marker in line:
-            return lines
-    proc.kill()
-    raise AssertionError(f"{marker!r} not printed; output:\n" + "\n".join(lines))
 
 
 @pytest.fixture

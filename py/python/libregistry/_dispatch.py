@@ -1,5 +1,6 @@
-"""The dispatcher thread: delivers events to ``on_event`` callbacks and
-library logs to :mod:`logging`, outside the library's runtime thread.
+"""The dispatcher thread: delivers events to ``on_event`` callbacks, watcher
+changes to ``on_change`` callbacks and library logs to :mod:`logging`,
+outside the library's runtime thread.
 
 The native side only queues; this daemon thread waits for the queue with
 the GIL released. It starts with the first Registry of a process (again in
@@ -15,6 +16,7 @@ import threading
 from typing import Optional
 
 from . import _native
+from ._discovery import make_change
 from ._events import make_event
 
 logger = logging.getLogger("libregistry")
@@ -46,6 +48,12 @@ def _run() -> None:
                 callback(make_event(kind, fields))
             except Exception:
                 logger.exception("on_event callback %r raised", callback)
+        elif tag == "change":
+            _, callback, kind, instance = item
+            try:
+                callback(make_change(kind, instance))
+            except Exception:
+                logger.exception("on_change callback %r raised", callback)
 
 
 def ensure_running() -> None:

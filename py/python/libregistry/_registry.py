@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from . import _dispatch, _native
+from ._discovery import ChangeCallback, Instance, Watcher
 from ._events import Event
 
 __all__ = ["Registry", "Registration", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
@@ -163,6 +164,51 @@ class Registry:
         """Registers ``(name, addr)`` or ``(name, addr, metadata)`` entries at
         once, in transactions of at most 128 operations: all or nothing."""
         return [Registration(r) for r in self._native.register_many(services)]
+
+    def discover(self, name: str) -> List[Instance]:
+        """Every instance of service ``name``, read once from etcd, sorted by
+        key: the keys under ``{prefix}/{name}/`` (so ``foo`` never sees
+        ``foo_other``). Values that are not instances are skipped with a log line."""
+        return self._native.discover(name)
+
+    def watch(
+        self,
+        name: str,
+        *,
+        zone: Optional[str] = None,
+        region: Optional[str] = None,
+        env: Optional[str] = None,
+        deployment: Optional[str] = None,
+        round_robin: bool = False,
+        on_change: Optional[ChangeCallback] = None,
+    ) -> Watcher:
+        """Starts a :class:`~libregistry.Watcher` on service ``name``; returns
+        once its first read is done (at most ``request_timeout``).
+
+        :param zone: prefer instances of this zone when picking; ``None``:
+            ``REGISTRY_ZONE``; ``""``: no zone preference.
+        :param region: then instances of this region; ``None``:
+            ``REGISTRY_REGION``; ``""``: no region preference.
+        :param env: pick only instances with this ``env`` (``None``: any).
+        :param deployment: pick only instances of this ``deployment`` (canary routing).
+        :param round_robin: pick each instance in turn instead of weighted random.
+        :param on_change: called with each :class:`~libregistry.Change`, in
+            order, on the ``libregistry-dispatch`` thread (then the watcher
+            cannot be iterated).
+        """
+        if on_change is not None:
+            _dispatch.ensure_running()
+        return Watcher(
+            self._native.watch(
+                name,
+                zone=zone,
+                region=region,
+                env=env,
+                deployment=deployment,
+                round_robin=round_robin,
+                on_change=on_change,
+            )
+        )
 
     def close(self) -> None:
         """Revokes the lease: every registration of this Registry vanishes at

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Type, TypeVar
 
 from . import _dispatch, _native
+from ._discovery import Change, ChangeCallback, Instance, WatcherBase, make_change
 from ._events import Event
 from ._registry import Endpoints, Metadata, PathLike, RegistrationInfo, ServiceSpec
 
-__all__ = ["AsyncRegistry", "AsyncRegistration"]
+__all__ = ["AsyncRegistry", "AsyncRegistration", "AsyncWatcher"]
+
+_T = TypeVar("_T")
 
 
 class AsyncRegistration(RegistrationInfo):
@@ -47,22 +50,88 @@ class AsyncRegistration(RegistrationInfo):
         await self.deregister()
 
 
-def _in_loop(
-    loop: asyncio.AbstractEventLoop, callback: Callable[[Event], Any]
-) -> Callable[[Event], None]:
+def _in_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[_T], Any]) -> Callable[[_T], None]:
     """Wraps ``callback`` so that it runs in ``loop``; a coroutine it
     returns is scheduled as a task."""
 
-    def call(event: Event) -> None:
-        result = callback(event)
+    def call(item: _T) -> None:
+        result = callback(item)
         if inspect.isawaitable(result):
             asyncio.ensure_future(result)
 
-    def deliver(event: Event) -> None:
+    def deliver(item: _T) -> None:
         if not loop.is_closed():
-            loop.call_soon_threadsafe(call, event)
+            loop.call_soon_threadsafe(call, item)
 
     return deliver
+
+
+class AsyncWatcher(WatcherBase):
+    """asyncio twin of :class:`libregistry.Watcher`: the same cache,
+    :meth:`instances`, :meth:`pick` and policy (plain methods: they never
+    wait), and ``async for change in watcher`` until it is closed.
+    ``async with`` closes it on exit.
+
+    Waiting never blocks the event loop, and a cancelled wait (a timeout, a
+    cancelled task) loses no change: the next wait gets it.
+    """
+
+    __slots__ = ("_pending", "_lock")
+
+    def __init__(self, native: _native.Watcher) -> None:
+        super().__init__(native)
+        # The wait in flight, kept across cancellations of its awaiters.
+        self._pending: Optional[asyncio.Future[Any]] = None
+        self._lock = asyncio.Lock()
+
+    async def _next(self) -> Change:
+        async with self._lock:
+            if self._pending is None:
+                self._pending = self._native.next_change_async()
+            # Shielded: cancelling the awaiter leaves the change to the next wait.
+            got = await asyncio.shield(self._pending)
+            self._pending = None
+            return make_change(*got)
+
+    async def next_change(self, timeout: Optional[float] = None) -> Optional[Change]:
+        """The next change, waiting up to ``timeout`` seconds (``None``: no
+        limit); ``None`` on timeout. Raises :class:`~libregistry.ClosedError`
+        once closed, and ``RuntimeError`` when changes go to ``on_change``."""
+        if timeout is None:
+            return await self._next()
+        _native.check_seconds("timeout", timeout)
+        try:
+            return await asyncio.wait_for(self._next(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def __aiter__(self) -> AsyncWatcher:
+        return self
+
+    async def __anext__(self) -> Change:
+        try:
+            return await self.next_change()  # type: ignore[return-value]  # no timeout: never None
+        except _native.ClosedError:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stops watching (no I/O, so not a coroutine); see :meth:`libregistry.Watcher.close`."""
+        super().close()
+        pending = self._pending
+        if pending is not None:
+            # Nobody may await it again: consume its ClosedError quietly.
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def __aenter__(self) -> AsyncWatcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
 
 class AsyncRegistry:
@@ -145,6 +214,44 @@ class AsyncRegistry:
         """Registers many services at once, all or nothing."""
         client = await self._client()
         return [AsyncRegistration(r) for r in await client.register_many_async(services)]
+
+    async def discover(self, name: str) -> List[Instance]:
+        """Every instance of service ``name``, read once; see :meth:`libregistry.Registry.discover`."""
+        client = await self._client()
+        return await client.discover_async(name)
+
+    async def watch(
+        self,
+        name: str,
+        *,
+        zone: Optional[str] = None,
+        region: Optional[str] = None,
+        env: Optional[str] = None,
+        deployment: Optional[str] = None,
+        round_robin: bool = False,
+        on_change: Optional[ChangeCallback] = None,
+    ) -> AsyncWatcher:
+        """Starts an :class:`AsyncWatcher` on service ``name`` once its first
+        read is done; the keywords are those of :meth:`libregistry.Registry.watch`.
+        ``on_change`` is called in the running event loop and may be a
+        coroutine function."""
+        if on_change is not None and not callable(on_change):
+            raise TypeError(f"on_change must be callable or None, not {type(on_change).__name__}")
+        client = await self._client()
+        callback = None
+        if on_change is not None:
+            callback = _in_loop(asyncio.get_running_loop(), on_change)
+            _dispatch.ensure_running()
+        native = await client.watch_async(
+            name,
+            zone=zone,
+            region=region,
+            env=env,
+            deployment=deployment,
+            round_robin=round_robin,
+            on_change=callback,
+        )
+        return AsyncWatcher(native)
 
     async def close(self) -> None:
         """Revokes the lease: every registration vanishes at once. Does
