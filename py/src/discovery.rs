@@ -3,49 +3,32 @@
 //!
 //! The core hands a watcher's changes to a callback on its runtime thread,
 //! which must never wait for the GIL. That callback only queues: into the
-//! watcher's own channel, read by `next_change` with the GIL released (or by
-//! an asyncio future), or, when the user gave `on_change`, into the
+//! watcher's own [`Queue`], read by `next_change` with the GIL released (or
+//! by an asyncio future), or, when the user gave `on_change`, into the
 //! dispatcher queue, whose Python thread calls it ([`crate::dispatch`]).
-//! Receiving from a channel can be abandoned at any point (timeout, Ctrl-C,
-//! a cancelled task) without losing a change, unlike the core's
-//! `next_change`, which is not meant to be dropped half-way.
+//! Waiting on the queue can be abandoned at any point (timeout, Ctrl-C, a
+//! cancelled task) without losing a change, unlike the core's
+//! `next_change`, whose receiver is lost when its future is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use tokio::sync::mpsc;
 
+use crate::changes::{Next, Queue};
 use crate::convert;
 use crate::dispatch::{self, Item};
 use crate::errors;
 use crate::instance::{self, Instance};
 use crate::wait;
 
-/// What the core's callback queues for `next_change`.
-pub enum Msg {
-    Change(libregistry::Change),
-    /// `close()` was called: wakes a reader waiting at that moment.
-    Closed,
-}
-
 /// An `on_change` callback and its watcher's closed flag, for the dispatcher.
 pub struct ChangeSink {
     pub callback: Py<PyAny>,
     pub closed: Arc<AtomicBool>,
 }
-
-/// What one wait for a change ended with.
-enum Next {
-    Change(libregistry::Change),
-    Timeout,
-    Closed,
-}
-
-type Changes = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Msg>>>;
 
 /// A snapshot of the core's cache and the Python list made of it.
 type Listed = (Arc<Vec<libregistry::Instance>>, Py<PyList>);
@@ -184,9 +167,7 @@ pub struct Watcher {
     /// `None` once closed (dropping the core's watcher stops it).
     core: Mutex<Option<libregistry::Watcher>>,
     /// Where `next_change` reads; `None` when changes go to `on_change`.
-    changes: Option<Changes>,
-    /// Sends `Msg::Closed` on close.
-    closer: Mutex<Option<mpsc::UnboundedSender<Msg>>>,
+    changes: Option<Queue>,
     closed: Arc<AtomicBool>,
     /// The last snapshot and the list made of it: `instances()` copies the
     /// list (not the instances) until the cache changes.
@@ -200,7 +181,7 @@ impl Watcher {
         on_change: Option<Py<PyAny>>,
     ) -> PyResult<Watcher> {
         let closed = Arc::new(AtomicBool::new(false));
-        let (changes, closer) = match on_change {
+        let changes = match on_change {
             Some(callback) => {
                 let sink = Arc::new(ChangeSink {
                     callback,
@@ -211,16 +192,14 @@ impl Watcher {
                     let _ = queue.send(Item::Change(sink.clone(), change.clone()));
                 })
                 .map_err(|e| errors::to_py(py, e))?;
-                (None, None)
+                None
             }
             None => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let forward = tx.clone();
-                core.on_change(move |change| {
-                    let _ = forward.send(Msg::Change(change.clone()));
-                })
-                .map_err(|e| errors::to_py(py, e))?;
-                (Some(Arc::new(tokio::sync::Mutex::new(rx))), Some(tx))
+                let queue = Queue::default();
+                let forward = queue.clone();
+                core.on_change(move |change| forward.push(change))
+                    .map_err(|e| errors::to_py(py, e))?;
+                Some(queue)
             }
         };
         Ok(Watcher {
@@ -228,7 +207,6 @@ impl Watcher {
             pid: std::process::id(),
             core: Mutex::new(Some(core)),
             changes,
-            closer: Mutex::new(closer),
             closed,
             listed: Mutex::new(None),
         })
@@ -269,7 +247,7 @@ impl Watcher {
     }
 
     /// The channel `next_change` reads, or why there is none.
-    fn changes(&self, py: Python<'_>) -> PyResult<Changes> {
+    fn changes(&self, py: Python<'_>) -> PyResult<Queue> {
         self.check_pid(py)?;
         if self.closed.load(Ordering::SeqCst) {
             return Err(self.closed_error(py));
@@ -287,31 +265,13 @@ impl Watcher {
         if self.closed.swap(true, Ordering::SeqCst) || self.forked() {
             return; // in a forked child, Drop leaves the parent's state alone
         }
-        drop(lock(&self.core).take());
-        if let Some(closer) = lock(&self.closer).take() {
-            let _ = closer.send(Msg::Closed);
+        let core = lock(&self.core).take();
+        drop(core);
+        if let Some(changes) = &self.changes {
+            changes.close();
         }
-        drop(lock(&self.listed).take());
-    }
-}
-
-/// Waits for the next change: a closed watcher (or a stopped core) ends it.
-async fn receive(changes: Changes, closed: Arc<AtomicBool>, timeout: Option<Duration>) -> Next {
-    let wait = async {
-        let mut rx = changes.lock().await;
-        if closed.load(Ordering::SeqCst) {
-            return Next::Closed;
-        }
-        match rx.recv().await {
-            Some(Msg::Change(change)) => Next::Change(change),
-            Some(Msg::Closed) | None => Next::Closed,
-        }
-    };
-    match timeout {
-        None => wait.await,
-        Some(limit) => tokio::time::timeout(limit, wait)
-            .await
-            .unwrap_or(Next::Timeout),
+        let listed = lock(&self.listed).take();
+        drop(listed);
     }
 }
 
@@ -327,6 +287,12 @@ impl Watcher {
     #[getter]
     fn closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Unread changes folded into others so far (see [`crate::changes`]).
+    #[getter]
+    fn squashed(&self) -> u64 {
+        self.changes.as_ref().map_or(0, Queue::squashed)
     }
 
     /// Whether changes go to an `on_change` callback (not to `next_change`).
@@ -346,7 +312,8 @@ impl Watcher {
             Some(list) => list.into_bound(py),
             None => {
                 let list = instance::to_list(py, snapshot.iter().cloned())?;
-                *lock(&self.listed) = Some((snapshot, list.clone().unbind()));
+                let replaced = lock(&self.listed).replace((snapshot, list.clone().unbind()));
+                drop(replaced); // outside the lock
                 list
             }
         };
@@ -392,11 +359,7 @@ impl Watcher {
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let timeout = convert::optional_seconds("timeout", timeout)?;
         let changes = self.changes(py)?;
-        let closed = self.closed.clone();
-        let next = wait::block_or_drop(
-            py,
-            async move { Ok(receive(changes, closed, timeout).await) },
-        )?;
+        let next = wait::block_or_drop(py, async move { Ok(changes.next(timeout).await) })?;
         match next {
             Next::Change(change) => Ok(Some(change_to_py(py, change)?)),
             Next::Timeout => Ok(None),
@@ -409,11 +372,10 @@ impl Watcher {
     /// it would have carried: await it through `asyncio.shield`.
     fn next_change_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let changes = self.changes(py)?;
-        let closed = self.closed.clone();
         let closed_message = format!("watcher of {:?} is closed", self.name);
         wait::start_async(
             py,
-            async move { Ok(receive(changes, closed, None).await) },
+            async move { Ok(changes.next(None).await) },
             move |py, next| match next {
                 Next::Change(change) => Ok(change_to_py(py, change)?.into_any().unbind()),
                 Next::Timeout | Next::Closed => Err(errors::closed(py, closed_message)),
@@ -443,8 +405,6 @@ impl Drop for Watcher {
             // The parent's runtime and its tasks do not exist here: touch nothing.
             let core = self.core.get_mut().unwrap_or_else(|p| p.into_inner());
             std::mem::forget(core.take());
-            let closer = self.closer.get_mut().unwrap_or_else(|p| p.into_inner());
-            std::mem::forget(closer.take());
             std::mem::forget(self.changes.take());
         }
     }

@@ -8,6 +8,7 @@
 //! The public API is the pure-Python package around this module.
 
 mod bench;
+mod changes;
 mod convert;
 mod discovery;
 mod dispatch;
@@ -31,6 +32,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
     module.add_function(wrap_pyfunction!(convert::check_seconds, module)?)?;
     module.add_class::<bench::BenchCore>()?;
+    module.add_class::<bench::BenchWatch>()?;
     module.add("CORE_VERSION", libregistry::VERSION)?;
     logs::install();
     Ok(())

@@ -59,6 +59,11 @@ impl Client {
         })
     }
 
+    /// The core client.
+    pub fn core(&self) -> &libregistry::Client {
+        &self.inner
+    }
+
     /// Closes in the background (a connect whose caller went away).
     pub fn abandon(&self) {
         let client = self.inner.clone();

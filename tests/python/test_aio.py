@@ -249,7 +249,15 @@ def test_a_cancelled_or_timed_out_async_wait_loses_no_change(etcd: Etcd, prefix:
             await reg.register_many([("svc", "127.0.0.1:2"), ("svc", "127.0.0.1:3")])
             both = await asyncio.gather(first, second)
             assert sorted(c.addr for c in both if c is not None) == ["127.0.0.1:2", "127.0.0.1:3"]
+
+            # close() from elsewhere ends an `async for` that is waiting.
+            async def consume() -> int:
+                return len([change async for change in watcher])
+
+            consumer = asyncio.ensure_future(consume())
+            await asyncio.sleep(0.1)
             watcher.close()
+            assert await asyncio.wait_for(consumer, 5) == 0
 
     asyncio.run(main())
 

@@ -236,6 +236,24 @@ def test_cache_equals_a_fresh_discover_after_restart_and_wipe(own_etcd: Etcd, pr
             replay(view, drain(watcher))
             assert sorted(view.values(), key=lambda i: i.key) == watcher.instances()
 
+def test_an_unread_watcher_keeps_no_backlog(etcd: Etcd, reg: libregistry.Registry, prefix: str) -> None:
+    # A consumer that only picks never reads its changes: they must not pile up.
+    with reg.watch("churn") as watcher:
+        for _ in range(3):  # 3600 changes nobody reads
+            with libregistry.Registry(etcd.endpoint, prefix=prefix) as provider:
+                provider.register_many([("churn", f"127.0.0.1:{p}") for p in range(1, 601)])
+                wait_until(lambda: len(watcher.instances()) == 600, 10, "600 instances seen")
+            wait_until(lambda: watcher.instances() == [], 10, "all gone with the provider's lease")
+        r = reg.register("churn", "127.0.0.1:1000")
+        wait_until(lambda: len(watcher.instances()) == 1, 10, "the last one seen")
+        backlog = drain(watcher)
+        print(f"discovery[python]: 3601 unread changes left a backlog of {len(backlog)}")
+        assert len(backlog) <= 2 * 1024 and watcher._native.squashed >= 3601 - 2 * 1024
+        view: Dict[str, Instance] = {}
+        replay(view, backlog)  # still none stale, none twice
+        assert list(view.values()) == watcher.instances() and view[r.key].addr == "127.0.0.1:1000"
+
+
 def test_pick_follows_weights_zones_and_drains(reg: libregistry.Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     for addr, weight in (("127.0.0.1:1", 100), ("127.0.0.1:2", 200), ("127.0.0.1:3", 700), ("127.0.0.1:9", 0)):
         reg.register("w", addr, {"weight": weight})
