@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation bench-python fuzz
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -19,8 +19,8 @@ demo: setup
 	$(CARGO) run -q -p libregistry-tests --bin demo
 
 ## Everything the project tests: lint, unit tests, integration tests on etcd 3.5, then on 3.4,
-## and a short fuzzing run of the value decoder.
-test: setup lint test-35 test-34 fuzz
+## a short fuzzing run of the value decoder and a 60-second soak of random faults.
+test: setup lint test-35 test-34 fuzz soak-short
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -52,6 +52,13 @@ bench-ffi: setup
 ## From register returning to a watcher's callback, next to etcd's own put latency (release).
 bench-propagation: setup
 	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-tests --bench propagation
+
+## One minute of random faults against 1,000 registrations in 10 processes (SOAK_MINUTES for longer).
+SOAK_MINUTES ?= 30
+soak-short: setup
+	ETCD_BIN=$(ETCD35) scripts/soak 1
+soak: setup
+	ETCD_BIN=$(ETCD35) scripts/soak $(SOAK_MINUTES)
 
 ## Fuzzes the value decoder for FUZZ_SECONDS (cargo-fuzz; needs the nightly toolchain).
 FUZZ_SECONDS ?= 20
