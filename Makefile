@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -44,6 +44,11 @@ test-34:
 
 clean:
 	$(CARGO) clean
+
+## Every benchmark side by side with the floor and the peers: prints the table,
+## writes BENCHMARKS.md and BENCHMARKS.png (release builds; about 15 minutes).
+bench: setup
+	scripts/bench.sh
 
 ## Register latency through the C ABI next to the Rust core's (release build).
 bench-ffi: setup
