@@ -112,7 +112,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	var held *concurrency.Session
+	holdEm, err := endpoints.NewManager(cli, "footprint-peer")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	held := 0 // registrations `hold` made
 	counter := 0
 
 	handlers := map[string]func(n int) (map[string]interface{}, error){
@@ -162,26 +167,25 @@ func main() {
 			return map[string]interface{}{"secs": secs}, nil
 		},
 		"hold": func(n int) (map[string]interface{}, error) {
-			s, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl))
-			if err != nil {
+			// Under the process's one session, as its registrations live.
+			if err := addMany(ctx, holdEm, "footprint-peer", 0, n, session.Lease()); err != nil {
 				return nil, err
 			}
-			held = s
-			holdEm, err := endpoints.NewManager(cli, "footprint-peer")
-			if err != nil {
-				return nil, err
-			}
-			if err := addMany(ctx, holdEm, "footprint-peer", 0, n, s.Lease()); err != nil {
-				return nil, err
-			}
+			held = n
 			threads, rss := threadsAndRSS()
 			return map[string]interface{}{"threads": threads, "rss_kb": rss, "threads_before": threadsBefore, "rss_kb_before": rssBefore}, nil
 		},
 		"release": func(int) (map[string]interface{}, error) {
-			if held != nil {
-				held.Close()
-				held = nil
+			for start := 0; start < held; start += 128 {
+				var ups []*endpoints.UpdateWithOpts
+				for i := start; i < held && i < start+128; i++ {
+					ups = append(ups, endpoints.NewDeleteUpdateOpts("footprint-peer/"+addr(i)))
+				}
+				if err := holdEm.Update(ctx, ups); err != nil {
+					return nil, err
+				}
 			}
+			held = 0
 			return map[string]interface{}{}, nil
 		},
 	}
@@ -213,8 +217,5 @@ func main() {
 		out.Write(line)
 		out.WriteString("\n")
 		out.Flush()
-	}
-	if held != nil {
-		held.Close()
 	}
 }

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from importlib.metadata import version
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 from urllib.parse import urlparse
 
 import pyetcd
@@ -64,7 +64,6 @@ def main() -> None:
     endpoint = urlparse(sys.argv[1].split(",")[0])
     client = pyetcd.client(host=endpoint.hostname or "127.0.0.1", port=endpoint.port or 2379, timeout=5)
     session = Session(client)
-    held: List[Optional[Session]] = [None]
     counter = [0]
 
     def latency(n: int) -> Dict[str, Any]:
@@ -93,16 +92,14 @@ def main() -> None:
         return {"secs": secs}
 
     def hold(n: int) -> Dict[str, Any]:
-        s = held[0] = Session(client)
+        # Under the process's one lease, as its registrations live.
         for i in range(n):
-            client.put(f"/footprint-peer/{addr(i)}", value("footprint-peer", addr(i)), lease=s.lease)
+            client.put(f"/footprint-peer/{addr(i)}", value("footprint-peer", addr(i)), lease=session.lease)
         threads, rss = threads_and_rss()
         return {"threads": threads, "rss_kb": rss}
 
     def release(_: int) -> Dict[str, Any]:
-        if held[0] is not None:
-            held[0].close()
-            held[0] = None
+        client.delete_prefix("/footprint-peer/")
         return {}
 
     def info(_: int) -> Dict[str, Any]:
@@ -116,7 +113,6 @@ def main() -> None:
     try:
         serve({"latency": latency, "bulk": bulk, "hold": hold, "release": release, "info": info}, before)
     finally:
-        release(0)
         session.close()
 
 

@@ -25,6 +25,11 @@ def label(text: str, width: int = 26) -> str:
     return "\n".join(textwrap.wrap(text.replace("libregistry", "lr"), width))
 
 
+def times(r: float) -> str:
+    """A ratio as the table prints it: two decimals, two significant digits below 0.1."""
+    return f"{r:.2f}x" if abs(r) >= 0.1 or r == 0 else f"{r:.2g}x"
+
+
 def bars(ax: Any, rows: List[Row], title: str, unit: str, baseline_each: bool, log: bool = False) -> None:
     """p50 bars, p99 as a black tick; with ``baseline_each``, each row's
     baseline is drawn in grey before it (once while it stays the same)."""
@@ -47,7 +52,7 @@ def bars(ax: Any, rows: List[Row], title: str, unit: str, baseline_each: bool, l
         p50.append(row["p50"])
         p99.append(row["p99"] if row["p99"] is not None else row["p50"])
         colors.append(P50)
-        notes.append(f"{row['ratio']:.2f}x" if row.get("ratio") is not None else "")
+        notes.append(times(row["ratio"]) if row.get("ratio") is not None else "")
     x = list(range(len(names)))
     ax.bar(x, p50, color=colors)
     top = max([v for v in p50 if v > 0] or [1.0])

@@ -17,7 +17,9 @@ use harness::stats::interleaved;
 use libregistry::{blocking, Options, Service};
 use registry::*;
 
-/// The service name every way registers under.
+/// The service name the library's own value is read back from; each way
+/// registers under its own name (`Way::name`), so no client's watch on its
+/// own keys sees another way's writes.
 pub const NAME: &str = "bench";
 /// The metadata every way registers (besides what libregistry derives).
 pub const METADATA: [(&str, &str); 3] = [
@@ -54,6 +56,16 @@ impl Way {
         }
     }
 
+    /// The service name this way registers under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Way::RawPut => "bench-raw",
+            Way::Seed => "bench-seed",
+            Way::Core => "bench-rust",
+            Way::CAbi => "bench-c",
+        }
+    }
+
     fn port_base(self) -> usize {
         match self {
             Way::RawPut => 10_000,
@@ -74,8 +86,11 @@ pub struct Sample {
 }
 
 /// The service every way registers for round `i` (a distinct loopback port each).
-pub fn service(way_offset: usize, i: usize) -> Service {
-    service_at(NAME, &format!("127.0.0.1:{}", 1 + way_offset + i % 9_999))
+pub fn service(way: Way, i: usize) -> Service {
+    service_at(
+        way.name(),
+        &format!("127.0.0.1:{}", 1 + way.port_base() + i % 9_999),
+    )
 }
 
 /// `name` at `addr` with [`METADATA`].
@@ -133,7 +148,7 @@ pub fn measure(
                     sample(register, deregister)
                 }),
                 Way::Core => Box::new(move |i| {
-                    let service = service(way.port_base(), i);
+                    let service = service(way, i);
                     let start = Instant::now();
                     let reg = core.register(&service).expect("core register");
                     let register = start.elapsed();
@@ -199,7 +214,9 @@ pub fn library_value(
     raw: &mut etcd_client::Client,
     core: &blocking::Client,
 ) -> Vec<u8> {
-    let reg = core.register(&service(0, 0)).expect("register once");
+    let reg = core
+        .register(&service_at(NAME, "127.0.0.1:1"))
+        .expect("register once");
     let resp = rt.block_on(raw.get(reg.key(), None)).expect("read it back");
     let value = resp
         .kvs()
@@ -211,7 +228,11 @@ pub fn library_value(
 }
 
 fn raw_key(way: Way, i: usize) -> String {
-    format!("/{NAME}/127.0.0.1:{}", 1 + way.port_base() + i % 9_999)
+    format!(
+        "/{}/127.0.0.1:{}",
+        way.name(),
+        1 + way.port_base() + i % 9_999
+    )
 }
 
 fn sample(register: Duration, deregister: Duration) -> Sample {
@@ -247,7 +268,7 @@ impl CClient {
         }
         CClient {
             client,
-            name: CString::new(NAME).expect("no NUL"),
+            name: CString::new(Way::CAbi.name()).expect("no NUL"),
             metadata: METADATA
                 .iter()
                 .map(|(k, v)| {

@@ -27,7 +27,6 @@ pub const NAME: &str = "bench-propagation";
 pub enum WatcherAt<'a> {
     /// Another client in this process (its callback thread); what
     /// `make bench-propagation` uses.
-    #[allow(dead_code)] // make bench uses OtherProcess only
     SameProcess,
     /// `exe args.. ENDPOINTS NAME`, which runs [`watcher_child`].
     OtherProcess {

@@ -13,6 +13,9 @@ use libregistry::Service;
 use crate::bulk::{bulk_client, floor_round, RANGE_METRIC};
 use crate::child::addr;
 
+/// etcd's counter of lease grants received.
+const GRANT_METRIC: &str = "grpc_server_started_total{grpc_method=\"LeaseGrant\",grpc_service=\"etcdserverpb.Lease\",grpc_type=\"unary\"}";
+
 /// What each round measured, seconds.
 #[derive(Default)]
 pub struct Recovery {
@@ -25,6 +28,8 @@ pub struct Recovery {
     /// Read requests the fresh etcd got from the client until all were back
     /// (etcd's counter, less this benchmark's own polls), per round.
     pub client_reads: Vec<f64>,
+    /// From etcd answering again to the client's first lease grant reaching it.
+    pub first_grant_secs: Vec<f64>,
 }
 
 /// `rounds` wipes of `etcd` while a client holds `n` registrations.
@@ -52,8 +57,13 @@ pub fn measure(rt: &tokio::runtime::Runtime, etcd: &mut Etcd, n: usize, rounds: 
         let limit = healthy + Duration::from_secs(30);
         let mut back = None;
         let mut polls = 0.0;
+        let mut granted = false;
         while Instant::now() < limit {
             polls += 1.0;
+            if !granted && etcd.members[0].metric(GRANT_METRIC).unwrap_or(0.0) >= 1.0 {
+                granted = true;
+                out.first_grant_secs.push(healthy.elapsed().as_secs_f64());
+            }
             let count = rt
                 .block_on(raw.get(
                     "/recovery/",

@@ -95,7 +95,7 @@ impl Row {
         let name = name.into();
         let r = self.fig.p50 / base.p50;
         if r.is_finite() {
-            self.ratio = format!("{r:.2}x {}", short(&name));
+            self.ratio = format!("{} {}", times(r), short(&name));
             self.ratio_value = Some(r);
         }
         self.baseline = Some((name, base));
@@ -111,7 +111,7 @@ impl Row {
         if !self.ratio.is_empty() {
             self.ratio.push_str(", ");
         }
-        let _ = write!(self.ratio, "{r:.2}x {name}");
+        let _ = write!(self.ratio, "{} {name}", times(r));
         self
     }
 
@@ -129,6 +129,16 @@ impl Row {
     }
 }
 
+/// A ratio: two decimals, or two significant digits below 0.1 (`0.001x`).
+pub fn times(r: f64) -> String {
+    if r.abs() >= 0.1 || r == 0.0 {
+        format!("{r:.2}x")
+    } else {
+        let digits = (-r.abs().log10()).ceil() as usize + 1;
+        format!("{r:.digits$}x")
+    }
+}
+
 fn short(baseline: &str) -> &str {
     baseline.split(" (").next().unwrap_or(baseline)
 }
@@ -136,6 +146,15 @@ fn short(baseline: &str) -> &str {
 /// A count with thousands separators: `100,000`.
 pub fn count(n: usize) -> String {
     num(n as f64)
+}
+
+/// `1 registration`, `1,000 registrations`.
+pub fn registrations(n: usize) -> String {
+    if n == 1 {
+        "1 registration".into()
+    } else {
+        format!("{} registrations", count(n))
+    }
 }
 
 /// A number as the table shows it.
@@ -178,7 +197,7 @@ pub fn section_title(section: u8) -> &'static str {
         1 => "1. Register latency, warm",
         2 => "2. Deregister latency; closing a client with 10,000 registrations",
         3 => "3. Bulk registration from one process",
-        4 => "4. Propagation: register returns -> a watcher in another process sees it",
+        4 => "4. Propagation: register returns -> a watcher sees it (in another process, then in this one)",
         5 => "5. Crash detection: provider SIGKILLed -> watcher sees it removed",
         6 => "6. Recovery: etcd restarted on a wiped data dir -> all registrations back",
         7 => "7. Footprint",
