@@ -28,6 +28,7 @@ lint:
 
 test-35:
 	@echo "== tests against etcd $$($(ETCD35) --version | head -n1)"
+	$(CARGO) build -p libregistry-ffi  # libregistry.so / .a for the C tests (cargo test builds only the rlib)
 	ETCD_BIN=$(ETCD35) $(CARGO) test --workspace -- --nocapture
 	ETCD_BIN=$(ETCD35) scripts/test-python.sh
 	ETCD_BIN=$(ETCD35) scripts/test-interop.sh

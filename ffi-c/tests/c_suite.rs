@@ -22,7 +22,14 @@ fn root() -> PathBuf {
 /// target/<profile>, where cargo put libregistry.so and libregistry.a.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    assert!(
+        dir.join("libregistry.so").exists() && dir.join("libregistry.a").exists(),
+        "{} has no libregistry.so / libregistry.a: `cargo test` builds only the rlib; \
+         run `cargo build -p libregistry-ffi` first (make test does)",
+        dir.display()
+    );
+    dir
 }
 
 fn out_dir() -> PathBuf {
