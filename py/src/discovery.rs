@@ -246,7 +246,7 @@ impl Watcher {
         }
     }
 
-    /// The channel `next_change` reads, or why there is none.
+    /// The queue `next_change` reads, or why there is none.
     fn changes(&self, py: Python<'_>) -> PyResult<Queue> {
         self.check_pid(py)?;
         if self.closed.load(Ordering::SeqCst) {
