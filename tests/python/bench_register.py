@@ -135,68 +135,69 @@ def parallel(etcd: Etcd, per_thread: int) -> bool:
 
 
 def propagation(etcd: Etcd, samples: int) -> bool:
-    """One provider registers, one instance at a time; three watchers on a
-    consumer's connection note when they see it: the core's own callback
-    (timed in Rust), a Python thread iterating a Watcher, and an on_change
-    callback. All times are from ``register`` returning."""
+    """One provider registers, one instance at a time; on a consumer's
+    connection, the core's own watcher notes (in Rust) when its callback
+    sees each instance, and one Python watcher when Python gets it: first a
+    thread iterating a Watcher, then an on_change callback (one at a time, so
+    they do not wait for each other's GIL). Times are from ``register``
+    returning; the watch event often arrives before etcd's answer to the put.
+    The two watchers have a watch stream each, so what Python adds is the
+    difference of their percentiles, as for register."""
     warmup = 50
-    iterated: Dict[str, int] = {}
-    called: Dict[str, int] = {}
-    arrived = threading.Condition()
-
-    def note(where: Dict[str, int], change: libregistry.Change) -> None:
-        now = time.perf_counter_ns()
-        with arrived:
-            where[change.addr] = now
-            arrived.notify_all()
-
-    with libregistry.Registry(etcd.endpoint) as provider, libregistry.Registry(etcd.endpoint) as consumer:
-        core = _native.BenchWatch(consumer._native, "prop")
-        watcher = consumer.watch("prop")
-        callback = consumer.watch("prop", on_change=lambda c: note(called, c))
-
-        def iterate() -> None:
-            for change in watcher:
-                note(iterated, change)
-
-        thread = threading.Thread(target=iterate, daemon=True)
-        thread.start()
-        put_us: List[float] = []
-        lanes: Dict[str, List[float]] = {"core": [], "iterated": [], "called": []}
-        for i in range(warmup + samples):
-            addr = f"127.0.0.1:{10000 + i}"
-            start = time.perf_counter_ns()
-            provider.register("prop", addr, METADATA)
-            returned = time.perf_counter_ns()
-            seen = core.next(10)
-            assert seen is not None and seen[0] == addr, seen
-            with arrived:
-                assert arrived.wait_for(lambda: addr in iterated and addr in called, 10), addr
-            if i >= warmup:
-                put_us.append((returned - start) / 1000)
-                lanes["core"].append((seen[1] - returned) / 1000)
-                lanes["iterated"].append((iterated[addr] - returned) / 1000)
-                lanes["called"].append((called[addr] - returned) / 1000)
-        watcher.close()
-        callback.close()
-        thread.join(5)
-
-    print(f"propagation, {samples} registrations: from register returning to each watcher seeing it:")
-    print(f"  {'':34} {'p50 µs':>9} {'p99 µs':>9}")
-    print(f"  {'register (etcd put, confirmed)':34} {percentile(put_us, 50):9.1f} {percentile(put_us, 99):9.1f}")
-    rows = (
-        ("core watcher callback (Rust)", "core"),
-        ("Python: for change in watcher", "iterated"),
-        ("Python: on_change callback", "called"),
-    )
-    for label, lane in rows:
-        print(f"  {label:34} {percentile(lanes[lane], 50):9.1f} {percentile(lanes[lane], 99):9.1f}")
+    print(f"propagation, {samples} registrations per Python watcher: from register returning to the watcher seeing it:")
+    print(f"  {'':36} {'p50 µs':>9} {'p99 µs':>9}")
     ok = True
-    for label, lane in rows[1:]:
-        added = [p - c for p, c in zip(lanes[lane], lanes["core"])]
-        a50, a99 = percentile(added, 50), percentile(added, 99)
-        ok = ok and a99 <= GOAL_PROPAGATION_P99_OVERHEAD_US
-        print(f"  {'  adds to the core: ' + label.split(': ')[1]:34} {a50:9.1f} {a99:9.1f}")
+    for label, lane in (("for change in watcher", "iterate"), ("on_change callback", "callback")):
+        seen_at: Dict[str, int] = {}
+        arrived = threading.Condition()
+
+        def note(change: libregistry.Change) -> None:
+            now = time.perf_counter_ns()
+            with arrived:
+                seen_at[change.addr] = now
+                arrived.notify_all()
+
+        with libregistry.Registry(etcd.endpoint) as provider, libregistry.Registry(etcd.endpoint) as consumer:
+            name = f"prop-{lane}"
+            core = _native.BenchWatch(consumer._native, name)
+            if lane == "iterate":
+                watcher = consumer.watch(name)
+
+                def iterate() -> None:
+                    for change in watcher:
+                        note(change)
+
+                threading.Thread(target=iterate, daemon=True).start()
+            else:
+                watcher = consumer.watch(name, on_change=note)
+            put_us: List[float] = []
+            core_us: List[float] = []
+            python_us: List[float] = []
+            for i in range(warmup + samples):
+                addr = f"127.0.0.1:{10000 + i}"
+                start = time.perf_counter_ns()
+                provider.register(name, addr, METADATA)
+                returned = time.perf_counter_ns()
+                seen = core.next(10)
+                assert seen is not None and seen[0] == addr, seen
+                with arrived:
+                    assert arrived.wait_for(lambda: addr in seen_at, 10), addr
+                if i >= warmup:
+                    put_us.append((returned - start) / 1000)
+                    core_us.append((seen[1] - returned) / 1000)
+                    python_us.append((seen_at[addr] - returned) / 1000)
+            watcher.close()
+        for row, samples_us in (
+            ("register (etcd put, confirmed)", put_us),
+            ("core watcher callback (Rust)", core_us),
+            (f"Python: {label}", python_us),
+        ):
+            print(f"  {row:36} {percentile(samples_us, 50):9.1f} {percentile(samples_us, 99):9.1f}")
+        # Two watch streams, each in its own order: compare their distributions, not samples.
+        d50 = percentile(python_us, 50) - percentile(core_us, 50)
+        d99 = percentile(python_us, 99) - percentile(core_us, 99)
+        ok = ok and d99 <= GOAL_PROPAGATION_P99_OVERHEAD_US
+        print(f"  {'  Python adds':36} {d50:9.1f} {d99:9.1f}")
     print(
         f"  goal: Python adds at most {GOAL_PROPAGATION_P99_OVERHEAD_US:.0f} µs at p99 -> {'met' if ok else 'MISSED'}"
     )
