@@ -213,7 +213,7 @@ class Registry:
     def close(self) -> None:
         """Revokes the lease: every registration of this Registry vanishes at
         once. Bounded (about 2 s) even when etcd is down; calling it again
-        does nothing."""
+        does nothing. Watchers it made keep running until closed themselves."""
         self._native.close()
 
     def key_of(self, name: str, addr: str) -> str:
