@@ -31,6 +31,7 @@ async fn kill_member_for_a_while(s: &mut Scenario, i: usize, during: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn case01_leader_killed_and_restarted() {
     let mut s = Scenario::start("1 leader killed (SIGKILL) and restarted").await;
+    s.watch_for_gaps();
     let leader = s.etcd.try_leader().await.expect("a leader");
     kill_member_for_a_while(
         &mut s,
@@ -45,6 +46,7 @@ async fn case01_leader_killed_and_restarted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn case02_member_the_client_talks_to_killed() {
     let mut s = Scenario::start("2 the member the client talks to killed").await;
+    s.watch_for_gaps();
     // The member carrying provider 0's keepalive stream, made a follower so
     // that this case differs from case 1.
     let member = s.busiest_member(0).await;
@@ -63,6 +65,7 @@ async fn case02_member_the_client_talks_to_killed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn case03_quorum_lost_longer_than_the_ttl() {
     let mut s = Scenario::start("3 quorum lost (2 of 3 down) for longer than the TTL").await;
+    s.watch_for_gaps();
     let leader = s.etcd.try_leader().await.expect("a leader");
     let other = (leader + 1) % 3;
     s.etcd.members[leader].kill();
@@ -82,6 +85,7 @@ async fn case03_quorum_lost_longer_than_the_ttl() {
 #[tokio::test(flavor = "multi_thread")]
 async fn case04a_whole_cluster_restarted() {
     let mut s = Scenario::start("4a whole cluster restarted").await;
+    s.watch_for_gaps();
     s.etcd.kill_all();
     tokio::time::sleep(FAULT).await;
     s.etcd.start_all();
@@ -93,6 +97,7 @@ async fn case04a_whole_cluster_restarted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn case04b_whole_cluster_wiped_and_recreated() {
     let mut s = Scenario::start("4b whole cluster wiped and re-created").await;
+    s.watch_for_gaps();
     s.etcd.kill_all();
     tokio::time::sleep(FAULT).await;
     s.etcd.wipe_and_recreate().await;
@@ -104,7 +109,9 @@ async fn case04b_whole_cluster_wiped_and_recreated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case05_traffic_blackholed_longer_than_the_ttl() {
-    let s = Scenario::start("5 client-to-etcd traffic blackholed for longer than the TTL").await;
+    let mut s =
+        Scenario::start("5 client-to-etcd traffic blackholed for longer than the TTL").await;
+    s.watch_for_gaps();
     set_all(s.all_proxies(), Mode::Blackhole);
     tokio::time::sleep(FAULT).await;
     set_all(s.all_proxies(), Mode::Pass);
@@ -114,7 +121,8 @@ async fn case05_traffic_blackholed_longer_than_the_ttl() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case06_etcd_frozen_longer_than_the_ttl() {
-    let s = Scenario::start("6 etcd frozen (SIGSTOP) longer than the TTL").await;
+    let mut s = Scenario::start("6 etcd frozen (SIGSTOP) longer than the TTL").await;
+    s.watch_for_gaps();
     s.etcd.freeze_all();
     tokio::time::sleep(FAULT).await;
     s.etcd.thaw_all();
@@ -133,7 +141,8 @@ async fn etcdctl(endpoints: String, args: Vec<String>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case07_lease_revoked_and_keys_deleted_with_etcdctl() {
-    let s = Scenario::start("7 lease revoked and keys deleted from outside (etcdctl)").await;
+    let mut s = Scenario::start("7 lease revoked and keys deleted from outside (etcdctl)").await;
+    s.watch_for_gaps();
     let lease = s.providers[0].client.lease_id().expect("a lease");
     let endpoints = s.etcd.endpoints_csv();
     etcdctl(
@@ -256,6 +265,7 @@ impl Drop for Process {
 #[tokio::test(flavor = "multi_thread")]
 async fn case09_provider_process_killed() {
     let mut s = Scenario::start("9 a provider process SIGKILLed").await;
+    s.watch_for_gaps();
     let mut child = Process(
         Command::new(env!("CARGO_BIN_EXE_provider"))
             .args([SERVICE, "10.0.9.1:9000"])

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::invariants::{converge, etcd_holds, watcher_matches, Expected, Want};
+use harness::invariants::{converge, etcd_holds, watchers_match, Expected, Want};
 use harness::proxy::Proxy;
 use harness::Etcd;
 use libregistry::{Client, Options, Registration, Service, Watcher};
@@ -128,6 +128,89 @@ impl Provider {
     }
 }
 
+/// What the consumer saw during a case: the longest stretch during which
+/// any registration alive at the start was missing from the watcher's cache,
+/// and the most missing at once.
+#[derive(Debug, Default)]
+struct Gaps {
+    longest: Duration,
+    most_missing: usize,
+    since: Option<Instant>,
+}
+
+impl Gaps {
+    fn record(&mut self, missing: usize, now: Instant) {
+        self.most_missing = self.most_missing.max(missing);
+        match (missing, self.since) {
+            (0, Some(since)) => {
+                self.longest = self.longest.max(now - since);
+                self.since = None;
+            }
+            (0, None) => {}
+            (_, None) => self.since = Some(now),
+            (_, Some(since)) => self.longest = self.longest.max(now - since),
+        }
+    }
+}
+
+/// Samples watchers' caches in the background (see [`Scenario::watch_for_gaps`]).
+struct GapMonitor {
+    /// Per watcher: the consumer's (through its proxies), the direct one.
+    gaps: Arc<std::sync::Mutex<[Gaps; 2]>>,
+    task: tokio::task::JoinHandle<()>,
+    watched: usize,
+}
+
+impl GapMonitor {
+    fn start(watchers: [Arc<Watcher>; 2], keys: Vec<String>) -> GapMonitor {
+        let watched = keys.len();
+        let gaps: Arc<std::sync::Mutex<[Gaps; 2]>> = Arc::default();
+        let recorded = gaps.clone();
+        let task = tokio::spawn(async move {
+            // Bounded: a case never lasts an hour.
+            for _ in 0..(3600 * 1000 / GAP_SAMPLE.as_millis() as u64) {
+                for (watcher, gaps) in watchers.iter().zip(0..) {
+                    let cached = watcher.instances();
+                    let missing = keys
+                        .iter()
+                        .filter(|k| cached.binary_search_by(|i| i.key.as_str().cmp(k)).is_err())
+                        .count();
+                    recorded.lock().unwrap_or_else(|p| p.into_inner())[gaps]
+                        .record(missing, Instant::now());
+                }
+                tokio::time::sleep(GAP_SAMPLE).await;
+            }
+        });
+        GapMonitor {
+            gaps,
+            task,
+            watched,
+        }
+    }
+
+    /// Stops sampling; what each watcher saw, in words.
+    fn stop(self) -> [String; 2] {
+        self.task.abort();
+        let gaps = self.gaps.lock().unwrap_or_else(|p| p.into_inner());
+        let watched = self.watched;
+        let saw = |g: &Gaps| {
+            if g.most_missing == 0 {
+                format!("all {watched} throughout")
+            } else {
+                format!(
+                    "up to {} of {watched} missing for at most {} ms",
+                    g.most_missing,
+                    g.longest.as_millis()
+                )
+            }
+        };
+        [saw(&gaps[0]), saw(&gaps[1])]
+    }
+}
+
+/// How often the gap monitor looks at the watcher's cache.
+const GAP_SAMPLE: Duration = Duration::from_millis(10);
+
 /// A cluster, two providers, a consumer with a watcher, and a checker.
 pub struct Scenario {
     /// The case, as printed.
@@ -140,8 +223,11 @@ pub struct Scenario {
     pub consumer: Client,
     /// The consumer's proxies, one per member.
     pub consumer_proxies: Vec<Proxy>,
-    /// The watcher under test.
-    pub watcher: Watcher,
+    /// The watcher under test (shared with the gap monitor).
+    pub watcher: Arc<Watcher>,
+    /// A watcher on the checker, past every proxy: a consumer the proxies' faults spare.
+    direct_watcher: Arc<Watcher>,
+    gaps: Option<GapMonitor>,
     /// Registrations of processes outside the test (any lease).
     pub outside: Expected,
     /// Reads etcd directly, past every proxy: the fresh `discover`.
@@ -203,6 +289,7 @@ impl Scenario {
         )
         .await
         .expect("checker connects");
+        let direct_watcher = checker.watch(SERVICE).await.expect("direct watch");
         let raw = etcd.raw().await;
         let scenario = Scenario {
             case,
@@ -210,7 +297,9 @@ impl Scenario {
             providers,
             consumer,
             consumer_proxies,
-            watcher,
+            watcher: Arc::new(watcher),
+            direct_watcher: Arc::new(direct_watcher),
+            gaps: None,
             outside: Expected::new(),
             checker,
             raw,
@@ -221,6 +310,28 @@ impl Scenario {
             panic!("[{case}] the initial registrations do not check: {e}");
         }
         scenario
+    }
+
+    /// From now on, samples every 10 ms the cache of the consumer's watcher
+    /// (through its proxies) and of a watcher reaching etcd directly (past
+    /// every proxy), and remembers the longest stretch during which any
+    /// registration alive now was missing from each: what consumers saw.
+    /// For cases that do not deregister (a deregistered key would count).
+    pub fn watch_for_gaps(&mut self) {
+        let keys: Vec<String> = self.expected().into_keys().collect();
+        let watchers = [self.watcher.clone(), self.direct_watcher.clone()];
+        self.gaps = Some(GapMonitor::start(watchers, keys));
+    }
+
+    /// Stops the gap monitor and prints what the consumers saw.
+    fn report_gaps(&mut self) {
+        if let Some(monitor) = self.gaps.take() {
+            let [behind_proxies, direct] = monitor.stop();
+            println!(
+                "fault-matrix: etcd {} | {} | consumers saw: through the proxies {behind_proxies}; directly {direct}",
+                self.version, self.case
+            );
+        }
     }
 
     /// Every proxy: both providers' and the consumer's.
@@ -253,7 +364,8 @@ impl Scenario {
         let expected = self.expected();
         let mut raw = self.raw.clone();
         etcd_holds(&mut raw, &format!("/{SERVICE}/"), &expected).await?;
-        watcher_matches(&self.watcher, &self.checker, &expected).await
+        let watchers = [&*self.watcher, &*self.direct_watcher];
+        watchers_match(&watchers, &self.checker, &expected).await
     }
 
     /// Waits until both invariants hold; prints and returns the time since
@@ -315,7 +427,8 @@ impl Scenario {
     }
 
     /// Closes every client: the providers' keys vanish with their leases.
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
+        self.report_gaps();
         for provider in &self.providers {
             provider.client.close().await.expect("close provider");
         }
