@@ -132,7 +132,8 @@ impl Shared {
 pub struct Watcher {
     name: String,
     shared: Arc<Shared>,
-    changes: Mutex<Option<mpsc::UnboundedReceiver<Change>>>,
+    /// Locked across a wait, so a wait that is cancelled (a timeout) loses nothing.
+    changes: tokio::sync::Mutex<Option<mpsc::UnboundedReceiver<Change>>>,
     task: tokio::task::AbortHandle,
 }
 
@@ -177,7 +178,7 @@ impl Watcher {
         Ok(Watcher {
             name,
             shared,
-            changes: Mutex::new(Some(rx)),
+            changes: tokio::sync::Mutex::new(Some(rx)),
             task,
         })
     }
@@ -220,20 +221,14 @@ impl Watcher {
     /// The next change; `None` once the watcher stopped or the changes were
     /// handed to a callback.
     pub async fn next_change(&self) -> Option<Change> {
-        let mut rx = self
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        let change = rx.recv().await;
-        *self.changes.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
-        change
+        let mut changes = self.changes.lock().await;
+        changes.as_mut()?.recv().await
     }
 
     /// The next change if one is waiting, without blocking.
     pub fn try_next_change(&self) -> Option<Change> {
-        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_mut()?.try_recv().ok()
+        let mut changes = self.changes.try_lock().ok()?;
+        changes.as_mut()?.try_recv().ok()
     }
 
     /// Blocks the calling (non-async) thread for the next change, up to `timeout`.
@@ -251,15 +246,11 @@ impl Watcher {
     where
         F: Fn(&Change) + Send + 'static,
     {
-        let Some(mut rx) = self
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let taken = self.changes.try_lock().ok().and_then(|mut c| c.take());
+        let Some(mut rx) = taken else {
             return Err(Error::invalid(
                 "on_change",
-                "changes are already delivered to a callback",
+                "changes are already delivered to a callback (or being waited for)",
             ));
         };
         crate::runtime::spawn(async move {

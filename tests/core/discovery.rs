@@ -302,3 +302,30 @@ async fn pick_follows_weights_zones_and_drains() {
     assert!(far > 7_000, "without a zone match, weights over all: {far}");
     client.close().await.unwrap();
 }
+
+#[test]
+fn a_wait_that_times_out_loses_no_later_change() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let etcd = rt.block_on(Etcd::start());
+    let client = libregistry::blocking::Client::connect(opts(etcd.endpoints())).unwrap();
+    let watcher = client.watch("micro").unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            watcher
+                .next_change_blocking(Duration::from_millis(50))
+                .unwrap(),
+            None
+        );
+    }
+    client
+        .register(&Service::new("micro", "127.0.0.1:4000"))
+        .unwrap();
+    let change = watcher
+        .next_change_blocking(Duration::from_secs(5))
+        .unwrap();
+    assert!(matches!(change, Some(Change::Added(i)) if i.addr == "127.0.0.1:4000"));
+    client.close().unwrap();
+}
