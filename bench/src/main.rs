@@ -803,24 +803,22 @@ fn section_peers(
     run.section(8);
     let etcd = start_etcd(rt);
     let endpoints = etcd.endpoints();
-    let peers: Vec<(&str, Result<Driver, String>)> = vec![
-        (
-            "Python",
-            python_driver("BENCH_PEER_PYTHON", "peer_etcd_sdk.py", &endpoints),
-        ),
-        (
-            "Go",
-            std::env::var("BENCH_GO_PEER")
+    // One peer process at a time: a peer alive meanwhile would add its
+    // keepalives to the other's count and its load to the other's samples.
+    let start_peer = |lang: &str| -> Result<Driver, String> {
+        match lang {
+            "Python" => python_driver("BENCH_PEER_PYTHON", "peer_etcd_sdk.py", &endpoints),
+            _ => std::env::var("BENCH_GO_PEER")
                 .map_err(|_| "BENCH_GO_PEER not set (scripts/bench.sh sets it)".to_string())
                 .and_then(|exe| {
                     let mut cmd = Command::new(exe);
                     cmd.arg(endpoints.join(","));
                     Driver::spawn("go peer", cmd)
                 }),
-        ),
-    ];
-    for (lang, driver) in peers {
-        let mut driver = match driver {
+        }
+    };
+    for lang in ["Python", "Go"] {
+        let mut driver = match start_peer(lang) {
             Ok(d) => d,
             Err(e) => {
                 run.note(format!("{lang} peer not measured: {e}"));

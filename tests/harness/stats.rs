@@ -74,9 +74,12 @@ pub fn signed_micros(later: Instant, earlier: Instant) -> f64 {
 }
 
 /// Runs `warmup + samples` rounds; every round calls each contender once
-/// with the round's index, starting with a different contender each round
-/// (so none always runs first), and keeps what each returned after the
+/// with the round's index, in an order shuffled afresh each round (a fixed
+/// seed: the same orders every run), and keeps what each returned after the
 /// warm-up: `result[c]` holds contender `c`'s `samples` results in order.
+/// Shuffling matters: with a fixed or rotating order a contender always
+/// follows the same other one and inherits its after-effects (a runtime
+/// thread still awake, or parked).
 pub fn interleaved<T>(
     warmup: usize,
     samples: usize,
@@ -84,9 +87,17 @@ pub fn interleaved<T>(
 ) -> Vec<Vec<T>> {
     let count = contenders.len();
     let mut results: Vec<Vec<T>> = (0..count).map(|_| Vec::with_capacity(samples)).collect();
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..warmup + samples {
-        for k in 0..count {
-            let c = (round + k) % count;
+        // Fisher-Yates with xorshift64: no dependency, same orders every run.
+        for i in (1..count).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for &c in &order {
             let out = (contenders[c])(round);
             if round >= warmup {
                 results[c].push(out);
@@ -123,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn interleaving_rotates_and_drops_warmup() {
+    fn interleaving_calls_each_once_per_round_and_drops_warmup() {
         let order = std::cell::RefCell::new(Vec::new());
         let mut a = |i: usize| {
             order.borrow_mut().push(('a', i));
@@ -133,11 +144,16 @@ mod tests {
             order.borrow_mut().push(('b', i));
             i * 10
         };
-        let out = interleaved(1, 2, &mut [&mut a, &mut b]);
-        assert_eq!(out, vec![vec![1, 2], vec![10, 20]]);
-        assert_eq!(
-            order.into_inner(),
-            vec![('a', 0), ('b', 0), ('b', 1), ('a', 1), ('a', 2), ('b', 2)]
-        );
+        let out = interleaved(1, 40, &mut [&mut a, &mut b]);
+        assert_eq!(out[0], (1..=40).collect::<Vec<_>>());
+        assert_eq!(out[1], (1..=40).map(|i| i * 10).collect::<Vec<_>>());
+        let order = order.into_inner();
+        assert_eq!(order.len(), 82);
+        // Each round holds both, in either order, and both orders occur.
+        let firsts: Vec<char> = order.chunks(2).map(|r| r[0].0).collect();
+        assert!(order
+            .chunks(2)
+            .all(|r| r[0].1 == r[1].1 && r[0].0 != r[1].0));
+        assert!(firsts.contains(&'a') && firsts.contains(&'b'));
     }
 }
