@@ -19,8 +19,9 @@ demo: setup
 	$(CARGO) run -q -p libregistry-tests --bin demo
 
 ## Everything the project tests: lint, unit tests, integration tests on etcd 3.5, then on 3.4,
-## a short fuzzing run of the value decoder and a 60-second soak of random faults.
-test: setup lint test-35 test-34 fuzz soak-short
+## and a short fuzzing run of the value decoder. (`make soak-short` / `make soak` run the soak
+## of random faults; not yet part of make test: see issue 6.)
+test: setup lint test-35 test-34 fuzz
 
 lint:
 	$(CARGO) fmt --all -- --check
