@@ -120,6 +120,22 @@ async fn case05_traffic_blackholed_longer_than_the_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn case05b_providers_cut_off_for_less_than_the_ttl() {
+    let mut s = Scenario::start("5b providers' traffic blackholed for 3/4 of the TTL").await;
+    s.watch_for_gaps();
+    let providers: Vec<&Proxy> = s
+        .providers
+        .iter()
+        .flat_map(|p| p.proxies.iter().map(|p| &**p))
+        .collect();
+    set_all(providers.iter().copied(), Mode::Blackhole);
+    tokio::time::sleep(TTL * 3 / 4).await;
+    set_all(providers, Mode::Pass);
+    s.conclude("after the network heals", Instant::now(), true)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn case06_etcd_frozen_longer_than_the_ttl() {
     let mut s = Scenario::start("6 etcd frozen (SIGSTOP) longer than the TTL").await;
     s.watch_for_gaps();
