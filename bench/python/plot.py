@@ -8,6 +8,7 @@ the baseline measured in the same run beside it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import textwrap
 from typing import Any, Dict, List
@@ -27,7 +28,9 @@ def label(text: str, width: int = 26) -> str:
 
 def times(r: float) -> str:
     """A ratio as the table prints it: two decimals, two significant digits below 0.1."""
-    return f"{r:.2f}x" if abs(r) >= 0.1 or r == 0 else f"{r:.2g}x"
+    if abs(r) >= 0.1 or r == 0:
+        return f"{r:.2f}x"
+    return f"{r:.{math.ceil(-math.log10(abs(r))) + 1}f}x"
 
 
 def bars(ax: Any, rows: List[Row], title: str, unit: str, baseline_each: bool, log: bool = False) -> None:
@@ -84,7 +87,7 @@ def main() -> None:
     fig, axes = plt.subplots(2, 3, figsize=(17, 10.5))
     bars(axes[0][0], panel("latency"), "Register latency, warm (bar p50, tick p99; ratio to the floor)", "µs", False)
     bars(axes[0][1], panel("bulk"), "Bulk registration (higher is better; ratio to the floor)", "registrations/s", False, log=True)
-    bars(axes[0][2], panel("propagation"), "Propagation to a watcher in another process (ratio to a raw put)", "µs", True)
+    bars(axes[0][2], panel("propagation"), "Propagation to a watcher, another process then this one (ratio to a raw put)", "µs", True)
     bars(axes[1][0], panel("crash"), "Crash detection (grey: the TTL; ratio to it)", "s", True)
     bars(axes[1][1], panel("keepalive"), "Keepalive requests etcd receives (grey: the seed's way)", "messages/s", True, log=True)
     bars(axes[1][2], panel("recovery"), "Recovery after a wiped etcd (grey: raw write)", "s", True)

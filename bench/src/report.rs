@@ -248,6 +248,7 @@ pub fn print_row(row: &Row) {
 pub fn markdown_tables(rows: &[Row]) -> String {
     let mut out = String::new();
     let mut sections: Vec<u8> = rows.iter().map(|r| r.section).collect();
+    sections.sort_unstable();
     sections.dedup();
     for section in sections {
         let _ = writeln!(out, "### {}\n", section_title(section));
@@ -287,4 +288,34 @@ pub fn json_rows(rows: &[Row]) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_section_gets_one_table_in_order() {
+        let row = |s: u8| Row::new(s, format!("row of {s}"), "µs", Fig::one(1.0));
+        let md = markdown_tables(&[row(1), row(2), row(3), row(2)]);
+        assert_eq!(md.matches("### 2.").count(), 1);
+        assert_eq!(md.matches("row of 2").count(), 2);
+        let (one, two, three) = (
+            md.find("### 1.").unwrap(),
+            md.find("### 2.").unwrap(),
+            md.find("### 3.").unwrap(),
+        );
+        assert!(one < two && two < three);
+    }
+
+    #[test]
+    fn ratios_keep_two_significant_digits() {
+        assert_eq!(times(1.234), "1.23x");
+        assert_eq!(times(0.0123), "0.012x");
+        assert_eq!(times(0.001), "0.0010x");
+        assert_eq!(count(100_000), "100,000");
+        assert_eq!(num(0.5), "0.50");
+        let r = Row::new(1, "x", "µs", Fig::one(3.0)).against("zero", Fig::one(0.0));
+        assert!(r.ratio.is_empty() && r.ratio_value.is_none());
+    }
 }
