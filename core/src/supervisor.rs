@@ -668,6 +668,15 @@ impl Supervisor {
             let Some(kv) = event.kv() else { continue };
             let Ok(key) = kv.key_str() else { continue };
             let Some(entry) = self.entries.get_mut(key) else {
+                // Under our lease but not ours to hold (deregistered, or a
+                // register that failed): a write of ours that etcd applied
+                // after the delete, such as a healing write cut short by a
+                // command. Our lease would keep it alive: remove it.
+                if event.event_type() == EventType::Put && lease != 0 && kv.lease() == lease {
+                    tracing::debug!(key, "a late write of a key we do not hold; removing it");
+                    self.orphans.insert(key.to_string());
+                    self.heal_soon();
+                }
                 continue;
             };
             if kv.mod_revision() <= entry.written_rev {
