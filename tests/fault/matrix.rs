@@ -186,6 +186,25 @@ async fn case07_lease_revoked_and_keys_deleted_with_etcdctl() {
     s.conclude("after the etcdctl commands", end, true).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn case07b_a_late_write_under_the_clients_lease_is_removed() {
+    let mut s = Scenario::start("7b a deregistered key written again under its lease").await;
+    let mut raw = s.raw();
+    let key = s.providers[0].regs.keys().next().cloned().expect("a key");
+    let value = raw.get(key.as_str(), None).await.expect("read").kvs()[0]
+        .value()
+        .to_vec();
+    s.providers[0].deregister(&key).await.expect("deregister");
+    // What a write of the client's that etcd applies after the delete leaves
+    // behind (a healing write cut short by the deregister, say): the key,
+    // under the client's live lease, which would keep it forever.
+    let lease = s.providers[0].client.lease_id().expect("a lease");
+    let late = etcd_client::PutOptions::new().with_lease(lease);
+    raw.put(key.as_str(), value, Some(late)).await.expect("put");
+    s.conclude("after the late write", Instant::now(), true)
+        .await;
+}
+
 /// Watchers etcd has stopped sending to because they do not keep up (all members).
 fn slow_watchers(etcd: &harness::Etcd) -> f64 {
     etcd.members

@@ -360,6 +360,11 @@ impl Scenario {
         checked
     }
 
+    /// A raw etcd client, past every proxy.
+    pub fn raw(&self) -> etcd_client::Client {
+        self.raw.clone()
+    }
+
     async fn check_invariants(&self) -> Result<(), String> {
         let expected = self.expected();
         let mut raw = self.raw.clone();

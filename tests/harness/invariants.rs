@@ -43,7 +43,7 @@ pub async fn etcd_holds(
         let key = kv.key_str().unwrap_or_default().to_string();
         held.insert(key.clone(), ());
         let Some(want) = expected.get(&key) else {
-            unexpected.push(key);
+            unexpected.push(format!("{key} (lease {:x})", kv.lease()));
             continue;
         };
         if let Some(lease) = want.lease {
