@@ -163,12 +163,12 @@ fn run() {
     };
 
     let lat = section_latency(&rt, &plan, &mut run);
-    let bulk = section_bulk(&rt, &plan, &mut run, &lat);
+    section_bulk(&rt, &plan, &mut run);
     section_propagation(&plan, &mut run);
     section_crash(&rt, &plan, &mut run);
     section_recovery(&rt, &plan, &mut run);
     let foot = section_footprint(&rt, &plan, &mut run);
-    section_peers(&rt, &plan, &mut run, &lat, &bulk, &foot);
+    section_peers(&rt, &plan, &mut run, &lat, &foot);
 
     let took = started.elapsed();
     let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -354,19 +354,9 @@ fn python_driver(var: &str, script: &str, endpoints: &[String]) -> Result<Driver
     Driver::spawn(script, cmd)
 }
 
-/// Figures later sections compare with.
-struct Bulk {
-    library10: Fig,
-    floor10: Fig,
-}
-
-fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run, _lat: &Latency) -> Bulk {
+fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run) {
     run.section(3);
     let mut closes: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
-    let mut bulk = Bulk {
-        library10: Fig::one(f64::NAN),
-        floor10: Fig::one(f64::NAN),
-    };
     for (n, rounds, seed_limit) in [
         (10_000, plan.bulk10_rounds, plan.seed10_limit),
         (100_000, plan.bulk100_rounds, plan.seed100_limit),
@@ -456,8 +446,6 @@ fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run, _lat: 
             .against("the floor's", Fig::one(1e6 / floor_fig.p50)),
         );
         if n == 10_000 {
-            bulk.library10 = lib_fig;
-            bulk.floor10 = floor_fig;
             // After a fresh client's first registration of a name, the
             // library checks every key it wrote, one read request per key.
             let (reads, busy, register) =
@@ -503,7 +491,6 @@ fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run, _lat: 
             .against(format!("raw revoke, {label} keys (floor)"), floor_fig),
         );
     }
-    bulk
 }
 
 /// Compacts etcd's history up to now, so bulk rounds do not pile it up.
@@ -797,12 +784,21 @@ fn section_peers(
     plan: &Plan,
     run: &mut Run,
     lat: &Latency,
-    bulk: &Bulk,
     foot: &Footprints,
 ) {
     run.section(8);
     let etcd = start_etcd(rt);
     let endpoints = etcd.endpoints();
+    let mut raw = rt.block_on(etcd.raw());
+    let value = {
+        let core = libregistry::blocking::Client::connect(
+            libregistry::Options::new().endpoints(endpoints.clone()),
+        )
+        .expect("connect");
+        let v = latency::library_value(rt, &mut raw, &core);
+        let _ = core.close();
+        v
+    };
     // One peer process at a time: a peer alive meanwhile would add its
     // keepalives to the other's count and its load to the other's samples.
     let start_peer = |lang: &str| -> Result<Driver, String> {
@@ -850,7 +846,7 @@ fn section_peers(
                 Fig::of(&Summary::of(&b.register)),
             )
             .against("raw put (floor, its blocks)", floor)
-            .also("libregistry Rust", lat.core_register)
+            .also("libregistry Rust (section 1)", lat.core_register)
             .panel("latency"),
         );
         run.add(
@@ -862,12 +858,18 @@ fn section_peers(
             )
             .against("raw delete (floor, its blocks)", dfloor),
         );
-        let mut secs = Vec::new();
+        // Each peer round is followed, on the same etcd, by a floor round
+        // and a libregistry round of the same size.
+        let (mut secs, mut floor, mut lib) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..plan.peer_bulk_rounds {
             match driver.ask("bulk 10000", Duration::from_secs(180)) {
                 Ok(ans) => secs.push(number(&ans, "secs")),
                 Err(e) => run.note(format!("{name} bulk: {e}")),
             }
+            floor.push(bulk::floor_round(rt, &mut raw, "peer-floor", 10_000, &value).0);
+            compact(rt, &mut raw);
+            lib.push(bulk::library_round(&endpoints, 10_000).0);
+            compact(rt, &mut raw);
         }
         if !secs.is_empty() {
             run.add(
@@ -877,8 +879,11 @@ fn section_peers(
                     "reg/s",
                     Fig::rate(10_000, &secs),
                 )
-                .against("raw txns (floor, section 3)", bulk.floor10)
-                .also("libregistry", bulk.library10)
+                .against(
+                    "raw txns (floor, rounds in between)",
+                    Fig::rate(10_000, &floor),
+                )
+                .also("libregistry register_many", Fig::rate(10_000, &lib))
                 .panel("bulk"),
             );
         }
