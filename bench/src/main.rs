@@ -364,16 +364,7 @@ fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run) {
         // A fresh etcd for each size: no history from the other.
         let etcd = start_etcd(rt);
         let endpoints = etcd.endpoints();
-        let mut raw = rt.block_on(etcd.raw());
-        let value = {
-            let core = libregistry::blocking::Client::connect(
-                libregistry::Options::new().endpoints(endpoints.clone()),
-            )
-            .expect("connect");
-            let v = latency::library_value(rt, &mut raw, &core);
-            let _ = core.close();
-            v
-        };
+        let (mut raw, value) = raw_and_value(rt, &etcd);
         let (mut lib, mut floor, mut lib_close, mut floor_close) = (vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
             let (reg, close) = bulk::library_round(&endpoints, n);
@@ -491,6 +482,19 @@ fn section_bulk(rt: &tokio::runtime::Runtime, plan: &Plan, run: &mut Run) {
             .against(format!("raw revoke, {label} keys (floor)"), floor_fig),
         );
     }
+}
+
+/// A raw client on `etcd` and the bytes libregistry writes for one
+/// service there (read back from a throwaway client's registration).
+fn raw_and_value(rt: &tokio::runtime::Runtime, etcd: &Etcd) -> (etcd_client::Client, Vec<u8>) {
+    let mut raw = rt.block_on(etcd.raw());
+    let core = libregistry::blocking::Client::connect(
+        libregistry::Options::new().endpoints(etcd.endpoints()),
+    )
+    .expect("connect");
+    let value = latency::library_value(rt, &mut raw, &core);
+    let _ = core.close();
+    (raw, value)
 }
 
 /// Compacts etcd's history up to now, so bulk rounds do not pile it up.
@@ -789,16 +793,7 @@ fn section_peers(
     run.section(8);
     let etcd = start_etcd(rt);
     let endpoints = etcd.endpoints();
-    let mut raw = rt.block_on(etcd.raw());
-    let value = {
-        let core = libregistry::blocking::Client::connect(
-            libregistry::Options::new().endpoints(endpoints.clone()),
-        )
-        .expect("connect");
-        let v = latency::library_value(rt, &mut raw, &core);
-        let _ = core.close();
-        v
-    };
+    let (mut raw, value) = raw_and_value(rt, &etcd);
     // One peer process at a time: a peer alive meanwhile would add its
     // keepalives to the other's count and its load to the other's samples.
     let start_peer = |lang: &str| -> Result<Driver, String> {
