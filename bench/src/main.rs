@@ -52,7 +52,8 @@ struct Plan {
     recovery_rounds: usize,
     window: Duration,
     footprint_sizes: [usize; 3],
-    peer_bulk_rounds: usize,
+    /// Bulk rounds of 10,000 for the Python peer (about 20 s each) and the Go peer.
+    peer_bulk_rounds: [usize; 2],
     reads_limit: Duration,
 }
 
@@ -74,7 +75,7 @@ impl Plan {
             recovery_rounds: 5,
             window: Duration::from_secs(10),
             footprint_sizes: [1, 1_000, 100_000],
-            peer_bulk_rounds: 2,
+            peer_bulk_rounds: [2, 6],
             reads_limit: Duration::from_secs(30),
         }
     }
@@ -96,7 +97,7 @@ impl Plan {
             recovery_rounds: 1,
             window: Duration::from_secs(2),
             footprint_sizes: [1, 100, 1_000],
-            peer_bulk_rounds: 1,
+            peer_bulk_rounds: [1, 1],
             reads_limit: Duration::from_secs(5),
         }
     }
@@ -856,7 +857,8 @@ fn section_peers(
         // Each peer round is followed, on the same etcd, by a floor round
         // and a libregistry round of the same size.
         let (mut secs, mut floor, mut lib) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..plan.peer_bulk_rounds {
+        let rounds = plan.peer_bulk_rounds[usize::from(lang == "Go")];
+        for _ in 0..rounds {
             match driver.ask("bulk 10000", Duration::from_secs(180)) {
                 Ok(ans) => secs.push(number(&ans, "secs")),
                 Err(e) => run.note(format!("{name} bulk: {e}")),
