@@ -13,6 +13,8 @@
 //! end; exits 1 on any violation.
 //!
 //! Usage: soak MINUTES [SEED] (MINUTES may be a fraction: 0.5 = 30 s).
+//! `SOAK_FAULTS=1,2,4b` limits the faults to those of the matrix (for
+//! chasing one); `SOAK_LOG_DIR` keeps each provider's debug log there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -112,6 +114,11 @@ impl Fault {
     }
 
     /// Whether etcd keeps its data (the TTL/3 + 1 s target applies).
+    /// Its number in the matrix: "1" .. "9", "4a", "4b".
+    fn number(self) -> &'static str {
+        self.name().split(' ').next().unwrap_or_default()
+    }
+
     fn keeps_data(self) -> bool {
         !matches!(self, Fault::ClusterWiped | Fault::ProviderKilled)
     }
@@ -829,6 +836,21 @@ async fn main() {
             .unwrap_or(1),
     };
     let duration = Duration::from_secs_f64(minutes * 60.0);
+    let faults: Vec<Fault> = match std::env::var("SOAK_FAULTS") {
+        Ok(list) => {
+            let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+            let chosen: Vec<Fault> = FAULTS
+                .into_iter()
+                .filter(|f| wanted.contains(&f.number()))
+                .collect();
+            if chosen.len() != wanted.len() {
+                eprintln!("SOAK_FAULTS={list:?}: use matrix numbers 1, 2, 3, 4a, 4b, 5 .. 9");
+                std::process::exit(2);
+            }
+            chosen
+        }
+        Err(_) => FAULTS.to_vec(),
+    };
 
     let mut soak = match Soak::start(seed).await {
         Ok(soak) => soak,
@@ -850,7 +872,7 @@ async fn main() {
     let mut cycles = 0;
     while start.elapsed() + CYCLE_MARGIN < duration && cycles < MAX_CYCLES {
         cycles += 1;
-        let fault = FAULTS[soak.rng.below(FAULTS.len() as u64) as usize];
+        let fault = faults[soak.rng.below(faults.len() as u64) as usize];
         soak.run_fault(fault).await;
         soak.calm().await;
     }

@@ -11,6 +11,9 @@
 //! - `reg I` / `dereg I`: `ok`, or `err MESSAGE`;
 //! - `lease`: `lease ID` (hex; 0 while the client holds none);
 //! - `quit`: closes the client, prints `bye` and exits.
+//!
+//! With `SOAK_LOG_DIR` set, the library's debug log and every failed command
+//! go to `SOAK_LOG_DIR/provider-ID.log` (for explaining a violation).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -39,11 +42,43 @@ fn number(arg: Option<String>, what: &str) -> u32 {
     }
 }
 
+/// Sends the library's debug log (and ours) to `dir/provider-ID.log`.
+fn log_to(dir: &std::path::Path, id: u32) {
+    use tracing_subscriber::prelude::*;
+    let path = dir.join(format!("provider-{id}.log"));
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("soak-provider {id}: cannot write {}: {e}", path.display());
+            return;
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file)),
+        )
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("libregistry", tracing::Level::DEBUG)
+                .with_target("soak_provider", tracing::Level::DEBUG),
+        )
+        .try_init();
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let id = number(args.next(), "ID");
     let count = number(args.next(), "COUNT");
     let names = number(args.next(), "NAMES").max(1);
+    if let Some(dir) = std::env::var_os("SOAK_LOG_DIR") {
+        log_to(std::path::Path::new(&dir), id);
+    }
     let options = Options::new().request_timeout(Duration::from_secs(1));
 
     let mut attempt = 0;
@@ -80,10 +115,16 @@ fn main() {
                     regs.insert(i, reg);
                     "ok".to_string()
                 }
-                Err(e) => format!("err {e}"),
+                Err(e) => {
+                    tracing::warn!(i, error = %e, "reg failed");
+                    format!("err {e}")
+                }
             },
             (Some("dereg"), Some(Ok(i))) => match regs.remove(&i).map(|r| r.deregister()) {
-                Some(Err(e)) => format!("err {e}"),
+                Some(Err(e)) => {
+                    tracing::warn!(i, error = %e, "dereg failed");
+                    format!("err {e}")
+                }
                 _ => "ok".to_string(),
             },
             (Some("lease"), None) => format!("lease {:x}", client.lease_id().unwrap_or(0)),

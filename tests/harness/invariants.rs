@@ -43,7 +43,12 @@ pub async fn etcd_holds(
         let key = kv.key_str().unwrap_or_default().to_string();
         held.insert(key.clone(), ());
         let Some(want) = expected.get(&key) else {
-            unexpected.push(format!("{key} (lease {:x})", kv.lease()));
+            unexpected.push(format!(
+                "{key} (lease {:x}, created at {}, written at {})",
+                kv.lease(),
+                kv.create_revision(),
+                kv.mod_revision()
+            ));
             continue;
         };
         if let Some(lease) = want.lease {
