@@ -21,7 +21,9 @@ use crate::requests::Etcd;
 use crate::wire;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Short enough that recovery follows the end of an outage within about
+/// half a second; each client then retries about twice a second meanwhile.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A change in a watched service, in the order etcd made them.
 #[derive(Debug, Clone, PartialEq)]

@@ -61,6 +61,56 @@ impl Etcd {
         .await
     }
 
+    /// Reads every key under `prefix` without values (key, lease and
+    /// revisions), a page of `page` keys per request, all pages at the
+    /// revision of the first.
+    pub(crate) async fn list_keys(
+        &self,
+        op: &'static str,
+        after: Duration,
+        prefix: &str,
+        page: i64,
+    ) -> Result<Vec<KeyValue>> {
+        let until = Instant::now() + after;
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut found = Vec::new();
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_keys_only()
+                .with_limit(page);
+            if revision != 0 {
+                options = options.with_revision(revision);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            let mut resp = retrying(op, left, || {
+                let mut kv = self.client.kv_client();
+                let (from, options) = (from.clone(), options.clone());
+                async move { kv.get(from, Some(options)).await }
+            })
+            .await?;
+            if revision == 0 {
+                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            match kvs.last() {
+                Some(last) if more => {
+                    // The next page starts just after the last key of this one.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => {
+                    found.extend(kvs);
+                    return Ok(found);
+                }
+            }
+            found.extend(kvs);
+        }
+    }
+
     /// Reads single keys, all at once; returns each key's value, if any.
     pub(crate) async fn get_keys(
         &self,
@@ -126,6 +176,19 @@ impl Etcd {
         })
         .await
     }
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's convention:
+/// the prefix with its last byte below 0xff increased; "\0" for everything).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// Whether etcd reported that a lease does not exist (expired, revoked, wiped).
@@ -207,4 +270,16 @@ fn was_not_sent(err: &etcd_client::Error) -> bool {
         _ => false,
     };
     no_connection && !crate::error::is_tls_failure(&crate::error::describe(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end("/micro/svc/"), b"/micro/svc0".to_vec());
+        assert_eq!(prefix_end("/é"), vec![b'/', 0xc3, 0xaa]);
+        assert_eq!(prefix_end(""), vec![0]);
+    }
 }

@@ -26,10 +26,16 @@ use crate::wire;
 pub(crate) const MAX_TXN_OPS: usize = 128;
 /// Up to this many service names get a watch each; beyond, one watch covers the whole prefix.
 const MAX_NAME_WATCHES: usize = 64;
+/// Keys per page when reading a service name's keys (keys only: ~100 bytes each).
+const SWEEP_PAGE: i64 = 5_000;
+/// Up to this many dirty keys in a chunk are read one by one; more, by name.
+const MAX_SINGLE_READS: usize = 16;
 /// A healing step runs at least this long before a caller's command may preempt it.
 const PREEMPT_HEALING_AFTER: Duration = Duration::from_millis(50);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Short enough that recovery follows the end of an outage within about
+/// half a second; each client then retries about twice a second meanwhile.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A registration to write.
 #[derive(Debug)]
@@ -94,6 +100,8 @@ struct Entry {
     written_rev: i64,
     /// The lease of that write: a key missing while it still lives was deleted from outside.
     written_lease: i64,
+    /// Whether that write carried `value` (false while an update is not yet written).
+    value_written: bool,
 }
 
 pub(crate) struct Supervisor {
@@ -111,6 +119,17 @@ pub(crate) struct Supervisor {
     dirty: BTreeSet<String>,
     /// Keys we may have left behind (a failed register or deregister) and must delete.
     orphans: BTreeSet<String>,
+    /// Names of registers that failed without knowing whether their write
+    /// landed, while we watched no key of that name: watched and swept like
+    /// our own names, so a write that lands late is still found and removed.
+    suspect_names: BTreeSet<String>,
+    /// Service names whose keys are all read again before the next writes:
+    /// after our watch was (re)opened (a write of ours may have landed
+    /// unseen meanwhile) or a new lease was granted.
+    sweep: BTreeSet<String>,
+    /// What the last sweep found at each of our keys (mod revision, lease;
+    /// `None`: absent), until a healing write uses it.
+    seen: HashMap<String, Option<(i64, i64)>>,
     /// Leases we held before; keys still under them are ours to take back.
     former_leases: Vec<i64>,
     /// Former leases not yet confirmed revoked.
@@ -155,6 +174,9 @@ impl Supervisor {
             names: BTreeMap::new(),
             dirty: BTreeSet::new(),
             orphans: BTreeSet::new(),
+            suspect_names: BTreeSet::new(),
+            sweep: BTreeSet::new(),
+            seen: HashMap::new(),
             former_leases: Vec::new(),
             leases_to_revoke: Vec::new(),
             watch: None,
@@ -300,8 +322,9 @@ impl Supervisor {
         self.lease.is_none()
             || !self.dirty.is_empty()
             || !self.orphans.is_empty()
+            || !self.sweep.is_empty()
             || !self.leases_to_revoke.is_empty()
-            || (self.watch.is_none() && !self.names.is_empty())
+            || (self.watch.is_none() && self.has_names_to_watch())
     }
 
     fn heal_soon(&mut self) {
@@ -333,13 +356,33 @@ impl Supervisor {
             .store(new.ttl_secs, Ordering::Relaxed);
         let _ = self.lease_tx.send(Some(new));
         // Every live key must now move to the new lease.
+        self.recheck_everything();
+        Ok(())
+    }
+
+    /// Marks every key of ours for checking, reading each service name's
+    /// keys in one ranged read rather than key by key.
+    fn recheck_everything(&mut self) {
+        self.seen.clear();
         self.dirty.extend(
             self.entries
                 .iter()
                 .filter(|(_, e)| e.holder == Holder::Us)
                 .map(|(k, _)| k.clone()),
         );
-        Ok(())
+        let names = self.names_to_watch();
+        self.sweep.extend(names);
+    }
+
+    fn has_names_to_watch(&self) -> bool {
+        !self.names.is_empty() || !self.suspect_names.is_empty()
+    }
+
+    /// Our service names and the suspect ones.
+    fn names_to_watch(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.names.keys().cloned().collect();
+        names.extend(self.suspect_names.iter().cloned());
+        names
     }
 
     fn on_lease_lost(&mut self, id: i64, reason: LostReason) {
@@ -367,7 +410,7 @@ impl Supervisor {
     // ----- healing -----------------------------------------------------------
 
     /// One healing step: lease, then dirty keys, orphans and the watch. On
-    /// failure, retries after a jittered exponential backoff capped at ~1 s.
+    /// failure, retries after a jittered exponential backoff capped at ~0.6 s.
     async fn heal(&mut self) {
         match self.heal_once().await {
             Ok(()) => {
@@ -402,18 +445,13 @@ impl Supervisor {
         if self.lease.is_none() {
             self.grant(until).await?;
         }
-        if self.watch.is_none() && !self.names.is_empty() {
+        if self.watch.is_none() && self.has_names_to_watch() {
             // Watch first, then check once everything written before the
             // watch began: nothing can slip between the two.
             self.open_watch().await?;
-            self.dirty.extend(
-                self.entries
-                    .iter()
-                    .filter(|(_, e)| e.holder == Holder::Us)
-                    .map(|(k, _)| k.clone()),
-            );
+            self.recheck_everything();
         }
-        if !self.dirty.is_empty() {
+        if !self.dirty.is_empty() || !self.sweep.is_empty() {
             if let Err(e) = self.reconcile_dirty().await {
                 // Our lease vanished (revoked, or etcd wiped) before keepalive noticed.
                 if let (Error::Etcd(m), Some(lease)) = (&e, self.lease) {
@@ -438,14 +476,97 @@ impl Supervisor {
     }
 
     /// Reads the dirty keys and puts right what is wrong, a transaction per
-    /// 128 keys. Returns the revision of the first read.
+    /// 128 keys. Names to sweep are read first, one ranged read each.
     async fn reconcile_dirty(&mut self) -> Result<()> {
         let Some(lease) = self.lease else {
             return Err(Error::Unavailable("no lease".into()));
         };
-        // Each finished chunk stays done: a preempted step resumes where it was.
-        while let Some(chunk) = self.next_dirty_chunk() {
+        loop {
+            while let Some(name) = self.sweep.first().cloned() {
+                self.sweep_name(&name, lease.id).await?;
+                self.sweep.remove(&name);
+            }
+            // Each finished chunk stays done: a preempted step resumes where it was.
+            let Some(chunk) = self.next_dirty_chunk() else {
+                return Ok(());
+            };
+            let unseen: Vec<&String> = chunk
+                .iter()
+                .filter(|k| !self.seen.contains_key(*k))
+                .collect();
+            if unseen.len() > MAX_SINGLE_READS {
+                // Many keys to read (a revoked lease's keys, all deleted at
+                // once): a ranged read per name is cheaper than a get per key.
+                let names: Vec<String> = unseen
+                    .iter()
+                    .filter_map(|k| self.entries.get(*k).map(|e| e.name.clone()))
+                    .collect();
+                self.sweep.extend(names);
+                continue;
+            }
             self.reconcile_chunk(lease.id, &chunk).await?;
+        }
+    }
+
+    /// Reads every key of service `name` (keys only) and compares it with
+    /// what we hold: keys of ours that are missing, moved or overwritten
+    /// become dirty, with what was found remembered for the write; keys
+    /// under our lease that we do not hold are orphans (a write of ours
+    /// that landed after its caller was told it failed, or after a delete).
+    async fn sweep_name(&mut self, name: &str, lease: i64) -> Result<()> {
+        let range = wire::service_prefix(&self.opts.prefix, name);
+        let found = self
+            .etcd
+            .list_keys(
+                "reading registrations",
+                self.opts.request_timeout,
+                &range,
+                SWEEP_PAGE,
+            )
+            .await?;
+        let mut present = BTreeSet::new();
+        for kv in &found {
+            let Ok(key) = kv.key_str() else { continue };
+            present.insert(key);
+            let state = Some((kv.mod_revision(), kv.lease()));
+            let Some(entry) = self.entries.get_mut(key) else {
+                if kv.lease() == lease {
+                    tracing::debug!(
+                        key,
+                        "a key under our lease that we do not hold; removing it"
+                    );
+                    self.orphans.insert(key.to_string());
+                }
+                continue;
+            };
+            match entry.holder {
+                Holder::Us => {
+                    let intact = kv.lease() == lease
+                        && kv.mod_revision() == entry.written_rev
+                        && entry.value_written;
+                    if intact {
+                        self.dirty.remove(key);
+                    } else {
+                        self.dirty.insert(key.to_string());
+                        self.seen.insert(key.to_string(), state);
+                    }
+                }
+                Holder::Other(_) => entry.holder = Holder::Other(kv.lease()),
+                Holder::Removed => {}
+            }
+        }
+        for (key, entry) in self.entries.iter_mut() {
+            if entry.name != name || present.contains(key.as_str()) {
+                continue;
+            }
+            if let Holder::Other(_) = entry.holder {
+                // The other holder left while we were not watching: ours again.
+                entry.holder = Holder::Us;
+            }
+            if entry.holder == Holder::Us {
+                self.dirty.insert(key.clone());
+                self.seen.insert(key.clone(), None);
+            }
         }
         Ok(())
     }
@@ -461,25 +582,44 @@ impl Supervisor {
 
     async fn reconcile_chunk(&mut self, lease: i64, keys: &[String]) -> Result<()> {
         let timeout = self.opts.request_timeout;
-        // Plain reads, not a read-only transaction: etcd 3.5.0-3.5.4 panics
-        // when a client cancels a read-only transaction (etcd-io/etcd#14110).
-        let found = self
-            .etcd
-            .get_keys("reading registrations", timeout, keys)
-            .await?;
+        // A key the sweep saw needs no read of its own; the others are read
+        // with plain gets, not a read-only transaction: etcd 3.5.0-3.5.4
+        // panics when a client cancels one (etcd-io/etcd#14110).
+        let unseen: Vec<String> = keys
+            .iter()
+            .filter(|k| !self.seen.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut read: HashMap<String, Option<etcd_client::KeyValue>> = if unseen.is_empty() {
+            HashMap::new()
+        } else {
+            let found = self
+                .etcd
+                .get_keys("reading registrations", timeout, &unseen)
+                .await?;
+            unseen.into_iter().zip(found).collect()
+        };
 
         let mut compares = Vec::new();
         let mut puts = Vec::new();
         let mut to_write = Vec::new();
-        for (key, current) in keys.iter().zip(&found) {
+        for key in keys {
             let Some(entry) = self.entries.get_mut(key) else {
                 continue;
             };
-            let (mod_rev, holder_lease, value) = match current {
-                Some(kv) => (kv.mod_revision(), kv.lease(), kv.value()),
-                None => (0, 0, &[][..]),
+            // (mod revision, lease, whether it holds our value) of the key, if present.
+            let current = match self.seen.remove(key) {
+                Some(seen) => seen.map(|(rev, held_by)| {
+                    let ours = entry.value_written && rev == entry.written_rev;
+                    (rev, held_by, ours)
+                }),
+                None => read.remove(key).flatten().map(|kv| {
+                    let ours = kv.value() == entry.value.as_bytes();
+                    (kv.mod_revision(), kv.lease(), ours)
+                }),
             };
-            if holder_lease == lease && value == entry.value.as_bytes() {
+            let (mod_rev, holder_lease, holds_our_value) = current.unwrap_or((0, 0, false));
+            if holder_lease == lease && holds_our_value {
                 self.dirty.remove(key);
                 continue;
             }
@@ -536,6 +676,7 @@ impl Supervisor {
             if let Some(entry) = self.entries.get_mut(&key) {
                 entry.written_rev = rev;
                 entry.written_lease = lease;
+                entry.value_written = true;
             }
             if was_missing && self.outage_since.is_none() {
                 tracing::info!(key, "key deleted from outside; put back");
@@ -570,12 +711,13 @@ impl Supervisor {
     /// Opens the watch on our own keys from now on, and waits until etcd
     /// has created every part of it.
     async fn open_watch(&mut self) -> Result<()> {
-        let covers_prefix = self.names.len() > MAX_NAME_WATCHES;
+        let names = self.names_to_watch();
+        let covers_prefix = names.len() > MAX_NAME_WATCHES;
         let ranges: Vec<String> = if covers_prefix {
             vec![format!("{}/", self.opts.prefix)]
         } else {
-            self.names
-                .keys()
+            names
+                .iter()
                 .map(|n| wire::service_prefix(&self.opts.prefix, n))
                 .collect()
         };
@@ -613,7 +755,7 @@ impl Supervisor {
         self.watched_names = if covers_prefix {
             BTreeSet::new()
         } else {
-            self.names.keys().cloned().collect()
+            names
         };
         Ok(())
     }
@@ -819,8 +961,10 @@ impl Supervisor {
                     }
                     Err(e) => {
                         if e.is_transient() {
-                            // The write may have landed after all: clean it up later.
+                            // The write may have landed after all, even after our
+                            // clean-up: remove it, and watch its name to catch it.
                             self.orphans.extend(chunk.iter().map(|e| e.key.clone()));
+                            self.suspect(chunk.iter().map(|e| e.name.as_str()));
                         }
                         let e = match e {
                             // Name what was refused: the caller's role may not write it.
@@ -849,6 +993,7 @@ impl Supervisor {
                         holder: Holder::Us,
                         written_rev: rev,
                         written_lease: lease_used,
+                        value_written: true,
                     },
                 );
                 let name = e.name.clone();
@@ -860,6 +1005,18 @@ impl Supervisor {
             .registrations
             .store(self.entries.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Watches (from a fresh watch and sweep) the names no open watch covers.
+    fn suspect<'n>(&mut self, names: impl Iterator<Item = &'n str>) {
+        for name in names {
+            let watched = self.watch.is_some()
+                && (self.watch_covers_prefix || self.watched_names.contains(name));
+            if !watched && self.suspect_names.insert(name.to_string()) {
+                self.watch = None;
+            }
+        }
+        self.heal_soon();
     }
 
     async fn put_chunk(&self, chunk: &[&NewEntry], lease: i64, until: Instant) -> Result<i64> {
@@ -893,6 +1050,7 @@ impl Supervisor {
     fn forget(&mut self, key: &str) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.dirty.remove(key);
+        self.seen.remove(key);
         if let Some(count) = self.names.get_mut(&entry.name) {
             *count -= 1;
             if *count == 0 {
@@ -911,6 +1069,7 @@ impl Supervisor {
             return Err(Error::NotRegistered { key });
         };
         entry.value = value.clone();
+        entry.value_written = false;
         match entry.holder {
             Holder::Other(other_lease) => return Err(Error::Conflict { key, other_lease }),
             Holder::Removed => return Err(Error::NotRegistered { key }),
@@ -936,6 +1095,7 @@ impl Supervisor {
                 if let Some(entry) = self.entries.get_mut(&key) {
                     entry.written_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
                     entry.written_lease = lease;
+                    entry.value_written = true;
                 }
                 Ok(())
             }

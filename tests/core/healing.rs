@@ -262,3 +262,135 @@ async fn with_healing_of_deleted_keys_off_a_deleted_key_stays_deleted() {
     reg.deregister().await.unwrap();
     client.close().await.unwrap();
 }
+
+/// A write under our lease that we never saw land (a register whose caller
+/// was told it failed, a healing write cut short), made while we did not
+/// watch its name, is found by the ranged read that follows every opened
+/// watch and removed: the lease would otherwise keep it as long as the
+/// client lives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_under_our_lease_that_we_do_not_hold_is_removed() {
+    let etcd = Etcd::start().await;
+    let client = Client::connect(Options::new().endpoints(etcd.endpoints()).ttl_secs(TTL))
+        .await
+        .unwrap();
+    let lease = client.lease_id().expect("a lease from the start");
+    let mut raw = etcd.raw().await;
+    let under_our_lease = etcd_client::PutOptions::new().with_lease(lease);
+    raw.put("/late/10.0.0.9:9", "{}", Some(under_our_lease))
+        .await
+        .unwrap();
+    // Another process's key of the same name is not ours to touch.
+    let theirs = raw.lease_grant(30, None).await.unwrap().id();
+    let under_their_lease = etcd_client::PutOptions::new().with_lease(theirs);
+    raw.put("/late/10.0.0.8:8", "{}", Some(under_their_lease))
+        .await
+        .unwrap();
+
+    let _reg = client
+        .register(&Service::new("late", "10.0.0.1:1"))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the stray key removed", || async {
+        !dump(&mut etcd.raw().await, "/late/")
+            .await
+            .contains_key("/late/10.0.0.9:9")
+    })
+    .await;
+    let held = dump(&mut raw, "/late/").await;
+    let leases: Vec<(&str, i64)> = held.iter().map(|(k, (_, l))| (k.as_str(), *l)).collect();
+    assert_eq!(
+        leases,
+        [("/late/10.0.0.1:1", lease), ("/late/10.0.0.8:8", theirs)]
+    );
+    assert_eq!(client.lease_id(), Some(lease), "the lease was never lost");
+    client.close().await.unwrap();
+}
+
+/// After a lost lease, a client re-reads its keys with one ranged read per
+/// service name, not one read per key.
+#[tokio::test(flavor = "multi_thread")]
+async fn healing_reads_each_service_name_once_not_each_key() {
+    const RANGE_REQUESTS: &str = "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}";
+    let mut etcd = Etcd::start().await;
+    let client = Client::connect(Options::new().endpoints(etcd.endpoints()).ttl_secs(TTL))
+        .await
+        .unwrap();
+    let services: Vec<Service> = (0..1000)
+        .map(|i| Service::new("many", format!("10.5.{}.{}:80", i / 250, i % 250 + 1)))
+        .collect();
+    let _regs = client.register_many(&services).await.unwrap();
+    let first = client.lease_id().unwrap();
+    // Let the first healing step (the watch on the new name) finish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = etcd.member().metric(RANGE_REQUESTS).unwrap();
+
+    let mut events = client.events();
+    let mut raw = etcd.raw().await;
+    raw.lease_revoke(first).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Event::Restored { registrations, .. })) => {
+                assert_eq!(registrations, 1000);
+                break;
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("not restored: {other:?}"),
+        }
+    }
+    let reads = etcd.member().metric(RANGE_REQUESTS).unwrap() - before;
+    let lease = client.lease_id().unwrap();
+    let held = dump(&mut raw, "/many/").await;
+    assert_eq!(held.len(), 1000);
+    assert!(
+        held.values().all(|(_, l)| *l == lease),
+        "all under {lease:x}"
+    );
+    println!("healing[ranged reads]: {reads} read requests to heal 1,000 keys");
+    assert!(reads <= 10.0, "{reads} reads to heal 1,000 keys");
+    client.close().await.unwrap();
+}
+
+/// A register that timed out without knowing whether its write landed
+/// leaves nothing, even when its write (or any write under our lease)
+/// lands after the client cleaned up: the client watches that name from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_register_unsure_of_its_write_leaves_nothing_however_late_it_lands() {
+    let mut etcd = Etcd::start().await;
+    let client = Client::connect(
+        Options::new()
+            .endpoints(etcd.endpoints())
+            .ttl_secs(10)
+            .request_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let lease = client.lease_id().unwrap();
+    etcd.member().freeze();
+    let failed = client
+        .register(&Service::new("unsure", "10.0.0.1:1"))
+        .await
+        .map(|_| ());
+    etcd.member().thaw();
+    assert!(
+        failed.as_ref().is_err_and(|e| e.is_transient()),
+        "{failed:?}"
+    );
+    let nothing_left = || async { dump(&mut etcd.raw().await, "/unsure/").await.is_empty() };
+    wait_until(Duration::from_secs(5), "nothing left", nothing_left).await;
+
+    // As if the write landed only now (a new leader committing it, say).
+    let mut raw = etcd.raw().await;
+    let under_our_lease = etcd_client::PutOptions::new().with_lease(lease);
+    raw.put("/unsure/10.0.0.1:1", "{}", Some(under_our_lease))
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the late write removed",
+        nothing_left,
+    )
+    .await;
+    assert_eq!(client.lease_id(), Some(lease), "the lease was never lost");
+    client.close().await.unwrap();
+}
