@@ -119,10 +119,11 @@ pub(crate) struct Supervisor {
     dirty: BTreeSet<String>,
     /// Keys we may have left behind (a failed register or deregister) and must delete.
     orphans: BTreeSet<String>,
-    /// Names of registers that failed without knowing whether their write
-    /// landed, while we watched no key of that name: watched and swept like
-    /// our own names, so a write that lands late is still found and removed.
-    suspect_names: BTreeSet<String>,
+    /// Names we hold no key of now but where a late write of ours may still
+    /// land: every name we held, and names of registers that failed unsure
+    /// whether their write landed. Watched and swept like our own names, so
+    /// such a write is found and removed.
+    former_names: BTreeSet<String>,
     /// Service names whose keys are all read again before the next writes:
     /// after our watch was (re)opened (a write of ours may have landed
     /// unseen meanwhile) or a new lease was granted.
@@ -174,7 +175,7 @@ impl Supervisor {
             names: BTreeMap::new(),
             dirty: BTreeSet::new(),
             orphans: BTreeSet::new(),
-            suspect_names: BTreeSet::new(),
+            former_names: BTreeSet::new(),
             sweep: BTreeSet::new(),
             seen: HashMap::new(),
             former_leases: Vec::new(),
@@ -375,13 +376,13 @@ impl Supervisor {
     }
 
     fn has_names_to_watch(&self) -> bool {
-        !self.names.is_empty() || !self.suspect_names.is_empty()
+        !self.names.is_empty() || !self.former_names.is_empty()
     }
 
-    /// Our service names and the suspect ones.
+    /// Our service names and the former ones.
     fn names_to_watch(&self) -> BTreeSet<String> {
         let mut names: BTreeSet<String> = self.names.keys().cloned().collect();
-        names.extend(self.suspect_names.iter().cloned());
+        names.extend(self.former_names.iter().cloned());
         names
     }
 
@@ -1012,7 +1013,7 @@ impl Supervisor {
         for name in names {
             let watched = self.watch.is_some()
                 && (self.watch_covers_prefix || self.watched_names.contains(name));
-            if !watched && self.suspect_names.insert(name.to_string()) {
+            if !watched && self.former_names.insert(name.to_string()) {
                 self.watch = None;
             }
         }
@@ -1055,6 +1056,7 @@ impl Supervisor {
             *count -= 1;
             if *count == 0 {
                 self.names.remove(&entry.name);
+                self.former_names.insert(entry.name.clone());
             }
         }
         self.status
