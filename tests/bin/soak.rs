@@ -663,9 +663,18 @@ impl Soak {
             Fault::ProviderKilled => self.providers[victim].kill().await,
         }
         let ended = killed_at.unwrap_or_else(Instant::now);
+        let elections_before = self.leader_changes();
 
         match self.converge(RECOVERY_LIMIT).await {
             Ok(_) => {
+                // etcd may elect again after it served (3.4 has no pre-vote by
+                // default): an outage of etcd's own, inside our figure.
+                let elections = self.leader_changes().saturating_sub(elections_before);
+                if elections > 0 {
+                    detail.push_str(&format!(
+                        "; etcd changed leader {elections} time(s) after the fault ended"
+                    ));
+                }
                 let took = ended.elapsed();
                 let figures = self.figures.entry(fault).or_default();
                 figures.count += 1;
@@ -711,6 +720,15 @@ impl Soak {
                 Err(e) => self.violation(format!("provider {id} could not start again: {e}")),
             }
         }
+    }
+
+    /// The most leader changes any running member has seen.
+    fn leader_changes(&self) -> u64 {
+        self.etcd
+            .members
+            .iter()
+            .filter_map(|m| m.metric("etcd_server_leader_changes_seen_total"))
+            .fold(0, |most, seen| most.max(seen as u64))
     }
 
     /// A calm spell: churn without faults, then check.
