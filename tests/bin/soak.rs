@@ -667,8 +667,8 @@ impl Soak {
 
         match self.converge(RECOVERY_LIMIT).await {
             Ok(_) => {
-                // etcd may elect again after it served (3.4 has no pre-vote by
-                // default): an outage of etcd's own, inside our figure.
+                // etcd may elect a leader again after it served: an outage
+                // of etcd's own inside our figure, worth naming.
                 let elections = self.leader_changes().saturating_sub(elections_before);
                 if elections > 0 {
                     detail.push_str(&format!(
