@@ -491,21 +491,22 @@ impl Supervisor {
             let Some(chunk) = self.next_dirty_chunk() else {
                 return Ok(());
             };
-            let unseen: Vec<&String> = chunk
+            let unseen: Vec<String> = chunk
                 .iter()
                 .filter(|k| !self.seen.contains_key(*k))
+                .cloned()
                 .collect();
             if unseen.len() > MAX_SINGLE_READS {
                 // Many keys to read (a revoked lease's keys, all deleted at
                 // once): a ranged read per name is cheaper than a get per key.
                 let names: Vec<String> = unseen
                     .iter()
-                    .filter_map(|k| self.entries.get(*k).map(|e| e.name.clone()))
+                    .filter_map(|k| self.entries.get(k).map(|e| e.name.clone()))
                     .collect();
                 self.sweep.extend(names);
                 continue;
             }
-            self.reconcile_chunk(lease.id, &chunk).await?;
+            self.reconcile_chunk(lease.id, &chunk, unseen).await?;
         }
     }
 
@@ -581,16 +582,17 @@ impl Supervisor {
         (!chunk.is_empty()).then_some(chunk)
     }
 
-    async fn reconcile_chunk(&mut self, lease: i64, keys: &[String]) -> Result<()> {
+    /// Puts `keys` right; `unseen` are those the sweep did not see.
+    async fn reconcile_chunk(
+        &mut self,
+        lease: i64,
+        keys: &[String],
+        unseen: Vec<String>,
+    ) -> Result<()> {
         let timeout = self.opts.request_timeout;
         // A key the sweep saw needs no read of its own; the others are read
         // with plain gets, not a read-only transaction: etcd 3.5.0-3.5.4
         // panics when a client cancels one (etcd-io/etcd#14110).
-        let unseen: Vec<String> = keys
-            .iter()
-            .filter(|k| !self.seen.contains_key(*k))
-            .cloned()
-            .collect();
         let mut read: HashMap<String, Option<etcd_client::KeyValue>> = if unseen.is_empty() {
             HashMap::new()
         } else {
