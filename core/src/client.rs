@@ -17,7 +17,7 @@ use crate::events::{Event, EventBus, EventStream};
 use crate::instance::Instance;
 use crate::options::{Options, Resolved};
 use crate::pick::PickPolicy;
-use crate::requests::{bounded, Etcd};
+use crate::requests::{bounded, BoundedEtcd};
 use crate::runtime;
 use crate::service::{EnvDefaults, Service};
 use crate::supervisor::{Command, NewEntry, Status, Supervisor};
@@ -43,7 +43,7 @@ pub struct Client {
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     /// For reads (discovery); every write goes through the supervisor.
-    etcd: Etcd,
+    etcd: BoundedEtcd,
     options: Resolved,
     defaults: EnvDefaults,
     events: EventBus,
@@ -100,7 +100,7 @@ impl Client {
                     etcd_client::Client::connect(resolved.endpoints.clone(), Some(connect)),
                 )
                 .await?;
-                let etcd = Etcd::new(etcd);
+                let etcd = BoundedEtcd::new(etcd);
                 let supervisor = Supervisor::start(etcd.clone(), resolved, events, status).await?;
                 tokio::spawn(supervisor.run(command_rx));
                 Ok::<_, Error>(etcd)
@@ -219,7 +219,7 @@ impl Client {
             .map_err(|e| Error::Etcd(format!("watch task failed: {e}")))?
     }
 
-    fn read_context(&self) -> (Etcd, String, Duration) {
+    fn read_context(&self) -> (BoundedEtcd, String, Duration) {
         (
             self.inner.etcd.clone(),
             self.inner.options.prefix.clone(),
@@ -279,9 +279,9 @@ impl Client {
 
     /// Validates `service` and renders its key and value.
     fn encode(&self, service: &Service) -> Result<(String, String)> {
-        let instance = service.resolve(&self.inner.defaults)?;
+        let instance = service.resolve(&self.inner.defaults, &self.inner.options.prefix)?;
         let value = wire::encode_value(&instance)?;
-        Ok((self.key_of(service), value))
+        Ok((instance.key, value))
     }
 
     fn check_usable(&self) -> Result<()> {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::pick::{PickPolicy, Picker};
-use crate::requests::Etcd;
+use crate::requests::BoundedEtcd;
 use crate::wire;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -47,12 +47,12 @@ impl Change {
 
 /// Reads every instance of `name` under `prefix`, sorted by key, with the revision read.
 pub(crate) async fn list(
-    etcd: &Etcd,
+    etcd: &BoundedEtcd,
     prefix: &str,
     name: &str,
     timeout: Duration,
 ) -> Result<(Vec<Cached>, i64)> {
-    crate::service::validate_name(name)?;
+    crate::names::validate_name(name)?;
     let range = wire::service_prefix(prefix, name);
     let resp = etcd.get_prefix("discover", timeout, &range).await?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -73,7 +73,7 @@ pub(crate) struct Cached {
 
 fn decode(name: &str, key: &[u8], value: &[u8]) -> Option<Cached> {
     let key = String::from_utf8_lossy(key);
-    match Instance::decode(name, &key, value) {
+    match wire::decode(name, &key, value) {
         Ok(instance) => Some(Cached {
             instance,
             raw: value.to_vec(),
@@ -152,7 +152,7 @@ impl Watcher {
     /// Lists `name` (failing within `timeout` if etcd cannot be read), then
     /// keeps following it in the background on the library runtime.
     pub(crate) async fn start(
-        etcd: Etcd,
+        etcd: BoundedEtcd,
         prefix: String,
         name: String,
         policy: PickPolicy,
@@ -272,7 +272,7 @@ impl Drop for Watcher {
 
 /// The background half of a watcher.
 struct Follow {
-    etcd: Etcd,
+    etcd: BoundedEtcd,
     range: String,
     name: String,
     timeout: Duration,

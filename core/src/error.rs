@@ -74,7 +74,57 @@ pub enum Error {
     Etcd(String),
 }
 
+/// What kind of failure an [`Error`] is, without its details: one entry per
+/// way a caller reacts. The C status codes and the Python exception classes
+/// are derived from it by exhaustive matches, so a new kind fails to compile
+/// until every binding handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// [`Error::InvalidArgument`].
+    InvalidArgument,
+    /// [`Error::Unavailable`].
+    Unavailable,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Tls`].
+    Tls,
+    /// [`Error::PermissionDenied`].
+    PermissionDenied,
+    /// [`Error::AlreadyRegistered`].
+    AlreadyRegistered,
+    /// [`Error::NotRegistered`].
+    NotRegistered,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::Closed`].
+    Closed,
+    /// [`Error::Forked`].
+    Forked,
+    /// [`Error::InsideRuntime`].
+    InsideRuntime,
+    /// [`Error::Etcd`].
+    Etcd,
+}
+
 impl Error {
+    /// The kind of this error (what a binding maps it to).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Tls(_) => ErrorKind::Tls,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::AlreadyRegistered { .. } => ErrorKind::AlreadyRegistered,
+            Error::NotRegistered { .. } => ErrorKind::NotRegistered,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Closed => ErrorKind::Closed,
+            Error::Forked { .. } => ErrorKind::Forked,
+            Error::InsideRuntime => ErrorKind::InsideRuntime,
+            Error::Etcd(_) => ErrorKind::Etcd,
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             field: field.into(),

@@ -123,7 +123,7 @@ impl EventStream {
     }
 
     /// Blocks the calling (non-async) thread for the next event, up to `timeout`.
-    pub fn next_blocking(&mut self, timeout: Duration) -> crate::Result<Option<Event>> {
+    pub fn next_blocking(&mut self, timeout: Duration) -> crate::error::Result<Option<Event>> {
         crate::runtime::block_on(async {
             tokio::time::timeout(timeout, self.rx.recv())
                 .await

@@ -25,10 +25,12 @@
 pub mod blocking;
 pub mod client;
 pub mod discovery;
+mod env;
 mod error;
 pub mod events;
 pub mod instance;
 mod keepalive;
+mod names;
 pub mod options;
 pub mod pick;
 mod requests;
@@ -41,7 +43,7 @@ pub mod wire;
 
 pub use client::{Client, Registration};
 pub use discovery::{Change, Watcher};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventStream, LostReason};
 pub use instance::Instance;
 pub use options::Options;

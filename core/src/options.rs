@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::env::env;
+use crate::names::is_name_byte;
 use crate::security::{credentials_from_env, Credentials, Secret, TlsFiles};
 
 /// etcd raises any lease TTL below this to this; we refuse it instead of being surprised.
@@ -209,11 +211,6 @@ pub struct Resolved {
     pub credentials: Option<Credentials>,
 }
 
-/// Reads a variable, treating empty as unset.
-pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 fn split_csv(csv: &str) -> Vec<String> {
     csv.split(',')
         .map(str::trim)
@@ -251,7 +248,7 @@ fn validate_prefix(prefix: &str) -> std::result::Result<(), String> {
         if segment.is_empty() || segment == "." || segment == ".." {
             return Err(format!("{prefix:?} has an empty, '.' or '..' segment"));
         }
-        if !segment.bytes().all(crate::service::is_name_byte) {
+        if !segment.bytes().all(is_name_byte) {
             return Err(format!(
                 "{prefix:?} may only hold [A-Za-z0-9._-] between slashes"
             ));

@@ -35,8 +35,8 @@ impl PickPolicy {
     /// The consumer's own zone and region from `REGISTRY_ZONE` / `REGISTRY_REGION`.
     pub fn from_env() -> PickPolicy {
         PickPolicy {
-            zone: crate::options::env("REGISTRY_ZONE"),
-            region: crate::options::env("REGISTRY_REGION"),
+            zone: crate::env::env("REGISTRY_ZONE"),
+            region: crate::env::env("REGISTRY_REGION"),
             ..PickPolicy::default()
         }
     }

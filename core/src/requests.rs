@@ -17,15 +17,16 @@ use crate::error::{Error, Result};
 /// Longest pause between two tries of an unsent request.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-/// The etcd connection of a client, with deadline-bound requests.
+/// A client's connection to etcd in which every request has a deadline
+/// and an attempt that provably never left is tried again (see the module docs).
 #[derive(Clone)]
-pub(crate) struct Etcd {
+pub(crate) struct BoundedEtcd {
     client: etcd_client::Client,
 }
 
-impl Etcd {
+impl BoundedEtcd {
     pub(crate) fn new(client: etcd_client::Client) -> Self {
-        Etcd { client }
+        BoundedEtcd { client }
     }
 
     /// The underlying client, for streams that manage their own deadlines (keepalive).

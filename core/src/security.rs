@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::options::env;
+use crate::env::env;
 
 /// A password: shown as `***` by `Debug`, never by `Display`, and only handed to etcd.
 #[derive(Clone, PartialEq, Eq)]

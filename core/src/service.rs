@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::options::env;
+use crate::env::env;
+use crate::names::{is_name_byte, validate_name};
+use crate::instance::Instance;
 use crate::timefmt;
+use crate::wire;
+use serde_json::{Map, Value};
 
-/// Longest service name.
-pub const MAX_NAME_LEN: usize = 128;
+pub use crate::names::MAX_NAME_LEN;
 /// Longest metadata key.
 pub const MAX_METADATA_KEY_LEN: usize = 64;
-/// Largest weight; 0 means "registered but send no traffic".
-pub const MAX_WEIGHT: u32 = 10_000;
-/// Default weight.
-pub const DEFAULT_WEIGHT: u32 = 100;
+pub use crate::instance::{DEFAULT_WEIGHT, MAX_WEIGHT};
 /// Default protocol.
 pub const DEFAULT_SCHEME: &str = "grpc";
 
@@ -185,29 +185,10 @@ impl EnvDefaults {
     }
 }
 
-/// A service with every field decided and checked: what goes on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    /// Service name.
-    pub name: String,
-    /// `host:port`.
-    pub addr: String,
-    /// Metadata in wire order (see [`crate::wire`]).
-    pub metadata: Vec<(String, MetaValue)>,
-}
-
-/// A metadata value: `port` and `weight` are JSON numbers, the rest strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetaValue {
-    /// A JSON number.
-    Number(u64),
-    /// A JSON string.
-    Text(String),
-}
-
 impl Service {
-    /// Validates the service and fills defaults (API value, then environment, then built-in).
-    pub(crate) fn resolve(&self, defaults: &EnvDefaults) -> Result<Instance> {
+    /// Validates the service and fills defaults (API value, then environment,
+    /// then built-in): the instance as it goes on the wire under `prefix`.
+    pub(crate) fn resolve(&self, defaults: &EnvDefaults, prefix: &str) -> Result<Instance> {
         validate_name(&self.name)?;
         let (host, port) = split_addr(&self.addr)?;
         let pick = |api: &Option<String>, env: &Option<String>| api.clone().or_else(|| env.clone());
@@ -223,27 +204,28 @@ impl Service {
             check_rfc3339("buildTime", t)?;
         }
 
-        let mut metadata = Vec::with_capacity(12 + self.extra.len());
+        let mut metadata = Map::new();
         let mut text = |key: &str, value: Option<String>| {
             if let Some(v) = value {
-                metadata.push((key.to_string(), MetaValue::Text(v)));
+                metadata.insert(key.to_string(), Value::String(v));
             }
         };
         text("env", pick(&self.env, &defaults.env));
         text("region", pick(&self.region, &defaults.region));
         text("zone", pick(&self.zone, &defaults.zone));
         text("ip", Some(host));
-        metadata.push(("port".into(), MetaValue::Number(port.into())));
+        metadata.insert("port".into(), Value::from(port));
         let scheme = pick(&self.scheme, &defaults.scheme).unwrap_or_else(|| DEFAULT_SCHEME.into());
-        metadata.push(("scheme".into(), MetaValue::Text(scheme)));
-        metadata.push(("weight".into(), MetaValue::Number(weight.into())));
+        metadata.insert("scheme".into(), Value::String(scheme));
+        metadata.insert("weight".into(), Value::from(weight));
         let mut text = |key: &str, value: Option<String>| {
             if let Some(v) = value {
-                metadata.push((key.to_string(), MetaValue::Text(v)));
+                metadata.insert(key.to_string(), Value::String(v));
             }
         };
         text("deployment", pick(&self.deployment, &defaults.deployment));
-        text("frameVersion", Some(crate::VERSION.to_string()));
+        // This library's version (`crate::VERSION`, read here without a loop through the root).
+        text("frameVersion", Some(env!("CARGO_PKG_VERSION").to_string()));
         text("appVersion", pick(&self.app_version, &defaults.app_version));
         text("buildTime", build_time);
         text("startTime", Some(timefmt::process_start_time().to_string()));
@@ -252,35 +234,12 @@ impl Service {
             text(key, Some(value.clone()));
         }
         Ok(Instance {
+            key: wire::key(prefix, &self.name, &self.addr),
             name: self.name.clone(),
             addr: self.addr.clone(),
             metadata,
         })
     }
-}
-
-/// Bytes allowed in names, metadata keys and prefix segments.
-pub(crate) fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
-}
-
-pub(crate) fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(
-            "name",
-            format!("{name:?} must be 1..={MAX_NAME_LEN} characters"),
-        ));
-    }
-    if !name.bytes().all(is_name_byte) {
-        return Err(Error::invalid(
-            "name",
-            format!("{name:?} may only hold [A-Za-z0-9._-]"),
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(Error::invalid("name", format!("{name:?} is not a name")));
-    }
-    Ok(())
 }
 
 fn validate_metadata_key(key: &str) -> Result<()> {
@@ -396,16 +355,6 @@ mod tests {
     }
 
     #[test]
-    fn names_reject_key_escape_and_spaces() {
-        for bad in ["", "a/b", "..", "a b", "ä", &"x".repeat(129)] {
-            assert_eq!(field_of(validate_name(bad).unwrap_err()), "name", "{bad}");
-        }
-        for good in ["micro", "a.b-c_d", &"x".repeat(128)] {
-            validate_name(good).unwrap();
-        }
-    }
-
-    #[test]
     fn addresses() {
         assert_eq!(
             split_addr("127.0.0.1:4000").unwrap(),
@@ -433,17 +382,17 @@ mod tests {
         let d = EnvDefaults::default();
         let err = Service::new("a", "h:1")
             .weight(10_001)
-            .resolve(&d)
+            .resolve(&d, "")
             .unwrap_err();
         assert_eq!(field_of(err), "weight");
         let mut s = Service::new("a", "h:1");
         s.set("weight", "heavy").unwrap();
-        assert_eq!(field_of(s.resolve(&d).unwrap_err()), "weight");
+        assert_eq!(field_of(s.resolve(&d, "").unwrap_err()), "weight");
         assert!(field_of(s.set("ip", "1.2.3.4").unwrap_err()).contains("ip"));
         assert!(field_of(s.set("a/b", "x").unwrap_err()).contains("a/b"));
         let err = Service::new("a", "h:1")
             .build_time("yesterday")
-            .resolve(&d)
+            .resolve(&d, "")
             .unwrap_err();
         assert_eq!(field_of(err), "buildTime");
     }
@@ -463,18 +412,12 @@ mod precedence_tests {
         };
         let instance = Service::new("a", "h:1")
             .region("api-region")
-            .resolve(&defaults)
+            .resolve(&defaults, "")
             .unwrap();
-        let get = |k: &str| {
-            instance
-                .metadata
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(get("region"), Some(MetaValue::Text("api-region".into())));
-        assert_eq!(get("zone"), Some(MetaValue::Text("env-zone".into())));
-        assert_eq!(get("weight"), Some(MetaValue::Number(7)));
+        let get = |k: &str| instance.metadata.get(k).cloned();
+        assert_eq!(get("region"), Some(Value::from("api-region")));
+        assert_eq!(get("zone"), Some(Value::from("env-zone")));
+        assert_eq!(get("weight"), Some(Value::from(7)));
         assert_eq!(get("env"), None, "unset optional fields are left out");
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, LostReason};
 use crate::keepalive::LeaseToKeep;
 use crate::options::Resolved;
-use crate::requests::{bounded, is_lease_missing, Etcd};
+use crate::requests::{bounded, is_lease_missing, BoundedEtcd};
 use crate::wire;
 
 /// etcd's default `--max-txn-ops`: the most operations in one transaction.
@@ -105,7 +105,7 @@ struct Entry {
 }
 
 pub(crate) struct Supervisor {
-    etcd: Etcd,
+    etcd: BoundedEtcd,
     opts: Resolved,
     events: EventBus,
     status: Arc<Status>,
@@ -156,7 +156,7 @@ enum Wake {
 impl Supervisor {
     /// Grants the first lease, starts keepalive and returns the supervisor, ready to run.
     pub(crate) async fn start(
-        etcd: Etcd,
+        etcd: BoundedEtcd,
         opts: Resolved,
         events: EventBus,
         status: Arc<Status>,

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(instance) = libregistry::Instance::decode("svc", "/svc/key", data) {
+    if let Ok(instance) = libregistry::wire::decode("svc", "/svc/key", data) {
         assert!(!instance.addr.is_empty());
         assert!(instance.weight() <= 10_000);
         for key in instance.metadata.keys() {

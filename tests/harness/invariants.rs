@@ -62,7 +62,7 @@ pub async fn etcd_holds(
         }
         if let Some(generation) = &want.generation {
             let name = service_of(&key);
-            let found = Instance::decode(name, &key, kv.value())
+            let found = libregistry::wire::decode(name, &key, kv.value())
                 .ok()
                 .and_then(|i| i.meta("gen"));
             if found.as_ref() != Some(generation) {
