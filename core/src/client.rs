@@ -64,8 +64,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to etcd and grants the client's lease; fails within the
-    /// request timeout when etcd cannot be reached.
+    /// Connects to etcd; fails within the request timeout when etcd cannot
+    /// be reached. The client's lease is granted with its first
+    /// registration: a consumer that only discovers and watches holds none.
     pub async fn connect(options: Options) -> Result<Client> {
         let resolved = options.resolve()?;
         let defaults = EnvDefaults::from_env()?;
@@ -101,7 +102,10 @@ impl Client {
                 )
                 .await?;
                 let etcd = BoundedEtcd::new(etcd);
-                let supervisor = Supervisor::start(etcd.clone(), resolved, events, status).await?;
+                // No lease yet (one is granted for the first registration),
+                // but a client that cannot reach etcd fails now, not later.
+                etcd.probe(resolved.request_timeout).await?;
+                let supervisor = Supervisor::start(etcd.clone(), resolved, events, status);
                 tokio::spawn(supervisor.run(command_rx));
                 Ok::<_, Error>(etcd)
             }

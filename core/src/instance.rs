@@ -4,7 +4,6 @@
 
 use serde_json::{Map, Value};
 
-
 /// Largest weight; 0 means "registered but send no traffic".
 pub const MAX_WEIGHT: u32 = 10_000;
 /// The weight of an instance that gives none.

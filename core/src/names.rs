@@ -39,7 +39,10 @@ mod tests {
     fn names_reject_key_escape_and_spaces() {
         for bad in ["", "a/b", "..", "a b", "ä", &"x".repeat(129)] {
             let err = validate_name(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "name"), "{bad}");
+            assert!(
+                matches!(err, Error::InvalidArgument { ref field, .. } if field == "name"),
+                "{bad}"
+            );
         }
         for good in ["micro", "a.b-c_d", &"x".repeat(128)] {
             validate_name(good).unwrap();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
 use crate::env::env;
+use crate::error::{Error, Result};
 use crate::names::is_name_byte;
 use crate::security::{credentials_from_env, Credentials, Secret, TlsFiles};
 

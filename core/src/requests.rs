@@ -141,6 +141,24 @@ impl BoundedEtcd {
         Ok(found)
     }
 
+    /// Checks that etcd answers a linearizable read (so a leader exists)
+    /// within `after`, the way `etcdctl endpoint health` does: a refusal to
+    /// read the key still proves the cluster answers.
+    pub(crate) async fn probe(&self, after: Duration) -> Result<()> {
+        let result = retrying("connect", after, || {
+            let mut kv = self.client.kv_client();
+            async move {
+                kv.get("health", Some(GetOptions::new().with_count_only()))
+                    .await
+            }
+        })
+        .await;
+        match result {
+            Ok(_) | Err(Error::PermissionDenied(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn grant(&self, after: Duration, ttl_secs: i64) -> Result<LeaseGrantResponse> {
         retrying("lease grant", after, || {
             let mut lease = self.client.lease_client();

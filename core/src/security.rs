@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 use crate::env::env;
+use crate::error::{Error, Result};
 
 /// A password: shown as `***` by `Debug`, never by `Display`, and only handed to etcd.
 #[derive(Clone, PartialEq, Eq)]

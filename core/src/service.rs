@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
 use crate::env::env;
-use crate::names::{is_name_byte, validate_name};
+use crate::error::{Error, Result};
 use crate::instance::Instance;
+use crate::names::{is_name_byte, validate_name};
 use crate::timefmt;
 use crate::wire;
 use serde_json::{Map, Value};

@@ -120,7 +120,10 @@ mod tests {
             encoded,
             r#"{"Addr":"127.0.0.1:4000","ServerName":"micro","Attributes":null,"Type":0,"Metadata":{"region":"beijing","ip":"127.0.0.1","port":4000,"weight":100}}"#
         );
-        assert_eq!(decode("micro", &instance.key, encoded.as_bytes()).unwrap(), instance);
+        assert_eq!(
+            decode("micro", &instance.key, encoded.as_bytes()).unwrap(),
+            instance
+        );
     }
 
     #[test]

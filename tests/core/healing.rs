@@ -274,7 +274,12 @@ async fn a_key_under_our_lease_that_we_do_not_hold_is_removed() {
     let client = Client::connect(Options::new().endpoints(etcd.endpoints()).ttl_secs(TTL))
         .await
         .unwrap();
-    let lease = client.lease_id().expect("a lease from the start");
+    // A first registration gives the client its lease.
+    let _first = client
+        .register(&Service::new("first", "10.0.0.2:2"))
+        .await
+        .unwrap();
+    let lease = client.lease_id().expect("a lease with the first registration");
     let mut raw = etcd.raw().await;
     let under_our_lease = etcd_client::PutOptions::new().with_lease(lease);
     raw.put("/late/10.0.0.9:9", "{}", Some(under_our_lease))
@@ -365,6 +370,10 @@ async fn a_register_unsure_of_its_write_leaves_nothing_however_late_it_lands() {
     )
     .await
     .unwrap();
+    let _first = client
+        .register(&Service::new("first", "10.0.0.2:2"))
+        .await
+        .unwrap();
     let lease = client.lease_id().unwrap();
     etcd.member().freeze();
     let failed = client

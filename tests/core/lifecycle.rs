@@ -14,13 +14,13 @@ async fn register_update_deregister_close_are_visible_in_etcd() {
     let etcd = Etcd::start().await;
     let mut raw = etcd.raw().await;
     let client = Client::connect(opts(&etcd)).await.unwrap();
-    assert_eq!(client.granted_ttl_secs(), 5);
     let mut events = client.events();
 
     let a = client
         .register(&Service::new("micro", "127.0.0.1:4000"))
         .await
         .unwrap();
+    assert_eq!(client.granted_ttl_secs(), 5);
     let b = client
         .register(&Service::new("micro", "127.0.0.1:4001"))
         .await
@@ -71,6 +71,52 @@ async fn register_update_deregister_close_are_visible_in_etcd() {
         Err(Error::Closed)
     ));
     drop(b);
+}
+
+/// A consumer-only client (discover and watch, no register) holds no lease:
+/// etcd lists none, and no keepalive is sent. The first registration grants
+/// one; closing revokes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_only_discovers_and_watches_holds_no_lease() {
+    let etcd = Etcd::start().await;
+    let mut raw = etcd.raw().await;
+    let provider = Client::connect(opts(&etcd)).await.unwrap();
+    let _reg = provider
+        .register(&Service::new("micro", "127.0.0.1:4000"))
+        .await
+        .unwrap();
+    let leases = |raw: &mut etcd_client::Client| {
+        let mut raw = raw.clone();
+        async move {
+            let listed = raw.leases().await.unwrap();
+            listed.leases().iter().map(|l| l.id()).collect::<Vec<_>>()
+        }
+    };
+    let provider_lease = provider.lease_id().unwrap();
+
+    let consumer = Client::connect(opts(&etcd)).await.unwrap();
+    assert_eq!(consumer.discover("micro").await.unwrap().len(), 1);
+    let watcher = consumer.watch("micro").await.unwrap();
+    assert_eq!(watcher.instances().len(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await; // more than TTL/3
+    assert_eq!(leases(&mut raw).await, [provider_lease], "only the provider's lease");
+    assert_eq!(consumer.lease_id(), None);
+    assert_eq!(consumer.keepalives_sent(), 0);
+
+    let reg = consumer
+        .register(&Service::new("micro", "127.0.0.1:4001"))
+        .await
+        .unwrap();
+    let consumer_lease = consumer.lease_id().expect("granted with the first registration");
+    let mut listed = leases(&mut raw).await;
+    listed.sort();
+    let mut expected = vec![provider_lease, consumer_lease];
+    expected.sort();
+    assert_eq!(listed, expected);
+    reg.deregister().await.unwrap();
+    consumer.close().await.unwrap();
+    assert_eq!(leases(&mut raw).await, [provider_lease]);
+    provider.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

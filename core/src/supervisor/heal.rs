@@ -1,0 +1,229 @@
+//! Healing: a new lease when ours is lost, our keys read back and put right
+//! (a transaction per 128 keys), late writes of ours removed, former leases
+//! revoked. A failed step is retried after a jittered backoff.
+
+use std::collections::HashMap;
+
+use etcd_client::{Compare, CompareOp, TxnOp};
+use tokio::time::Instant;
+
+use super::ledger::Found;
+use super::{jitter, Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
+use crate::error::{Error, Result};
+use crate::events::{Event, LostReason};
+use crate::requests::is_lease_missing;
+use crate::wire;
+
+/// Keys per page when reading a service name's keys (keys only: ~100 bytes each).
+const SWEEP_PAGE: i64 = 5_000;
+/// Up to this many dirty keys in a chunk are read one by one; more, by name.
+const MAX_SINGLE_READS: usize = 16;
+
+impl Supervisor {
+    /// One healing step: lease, then dirty keys, orphans and the watch. On
+    /// failure, retries after a jittered exponential backoff capped at ~0.6 s.
+    pub(super) async fn heal(&mut self) {
+        match self.heal_once().await {
+            Ok(()) => {
+                self.backoff = FIRST_BACKOFF;
+                if !self.needs_healing() {
+                    if let Some(since) = self.outage_since.take() {
+                        let lease_id = self.lease_id();
+                        let outage = since.elapsed();
+                        tracing::info!(
+                            lease = format_args!("{lease_id:x}"),
+                            ?outage,
+                            "registrations restored"
+                        );
+                        self.events.emit(Event::Restored {
+                            lease_id,
+                            registrations: self.ledger.live_count(),
+                            outage,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "healing step failed; retrying");
+                self.retry_at = Instant::now() + jitter(self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    async fn heal_once(&mut self) -> Result<()> {
+        let until = Instant::now() + self.opts.request_timeout;
+        if self.lease.is_none() && self.ledger.needs_lease() {
+            self.grant(until).await?;
+        }
+        if self.watch.is_none() && self.ledger.has_names_to_watch() {
+            // Watch first, then check once everything written before the
+            // watch began: nothing can slip between the two.
+            self.open_watch().await?;
+            self.ledger.recheck_everything();
+        }
+        if !self.ledger.dirty.is_empty() || !self.ledger.sweep.is_empty() {
+            if let Err(e) = self.reconcile_dirty().await {
+                // Our lease vanished (revoked, or etcd wiped) before keepalive noticed.
+                if let (Error::Etcd(m), Some(lease)) = (&e, self.lease) {
+                    if is_lease_missing(m) {
+                        self.on_lease_lost(lease.id, LostReason::NotFound);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        if !self.ledger.orphans.is_empty() {
+            self.delete_orphans().await?;
+        }
+        self.revoke_former_leases().await
+    }
+
+    /// Reads the dirty keys and puts right what is wrong, a transaction per
+    /// 128 keys. Names to sweep are read first, one ranged read each.
+    pub(super) async fn reconcile_dirty(&mut self) -> Result<()> {
+        let Some(lease) = self.lease else {
+            return Err(Error::Unavailable("no lease".into()));
+        };
+        loop {
+            while let Some(name) = self.ledger.sweep.first().cloned() {
+                self.sweep_name(&name, lease.id).await?;
+                self.ledger.sweep.remove(&name);
+            }
+            // Each finished chunk stays done: a preempted step resumes where it was.
+            let Some(chunk) = self.ledger.next_dirty_chunk(MAX_TXN_OPS) else {
+                return Ok(());
+            };
+            let unseen = self.ledger.unseen(&chunk);
+            if unseen.len() > MAX_SINGLE_READS {
+                // Many keys to read (a revoked lease's keys, all deleted at
+                // once): a ranged read per name is cheaper than a get per key.
+                let names = self.ledger.names_of(&unseen);
+                self.ledger.sweep.extend(names);
+                continue;
+            }
+            self.reconcile_chunk(lease.id, &chunk, unseen).await?;
+        }
+    }
+
+    /// Reads every key of service `name` (keys only) and hands what it
+    /// found to the ledger.
+    async fn sweep_name(&mut self, name: &str, lease: i64) -> Result<()> {
+        let range = wire::service_prefix(&self.opts.prefix, name);
+        let found = self
+            .etcd
+            .list_keys(
+                "reading registrations",
+                self.opts.request_timeout,
+                &range,
+                SWEEP_PAGE,
+            )
+            .await?;
+        let found: Vec<(String, Found)> = found
+            .iter()
+            .filter_map(|kv| {
+                let key = kv.key_str().ok()?.to_string();
+                let at = Found {
+                    mod_rev: kv.mod_revision(),
+                    lease: kv.lease(),
+                };
+                Some((key, at))
+            })
+            .collect();
+        self.ledger.apply_sweep(name, &found, lease);
+        Ok(())
+    }
+
+    /// Puts `keys` right; `unseen` are those the sweep did not see.
+    async fn reconcile_chunk(
+        &mut self,
+        lease: i64,
+        keys: &[String],
+        unseen: Vec<String>,
+    ) -> Result<()> {
+        let timeout = self.opts.request_timeout;
+        // A key the sweep saw needs no read of its own; the others are read
+        // with plain gets, not a read-only transaction: etcd 3.5.0-3.5.4
+        // panics when a client cancels one (etcd-io/etcd#14110).
+        let read: HashMap<String, Option<(i64, i64, Vec<u8>)>> = if unseen.is_empty() {
+            HashMap::new()
+        } else {
+            let found = self
+                .etcd
+                .get_keys("reading registrations", timeout, &unseen)
+                .await?;
+            let states = found
+                .into_iter()
+                .map(|kv| kv.map(|kv| (kv.mod_revision(), kv.lease(), kv.value().to_vec())));
+            unseen.into_iter().zip(states).collect()
+        };
+        let plan = self
+            .ledger
+            .plan_chunk(keys, read, lease, self.opts.heal_deleted_keys);
+        for (key, other_lease) in plan.conflicts {
+            tracing::warn!(
+                key,
+                other_lease = format_args!("{other_lease:x}"),
+                "key held by another process; leaving it"
+            );
+            self.events.emit(Event::Conflict { key, other_lease });
+        }
+        if plan.rewrites.is_empty() {
+            return Ok(());
+        }
+        let mut compares = Vec::with_capacity(plan.rewrites.len());
+        let mut puts = Vec::with_capacity(plan.rewrites.len());
+        for (key, value, expect_mod_rev, _) in &plan.rewrites {
+            compares.push(Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                *expect_mod_rev,
+            ));
+            puts.push(TxnOp::put(
+                key.as_str(),
+                value.as_str(),
+                Some(etcd_client::PutOptions::new().with_lease(lease)),
+            ));
+        }
+        let write = etcd_client::Txn::new().when(compares).and_then(puts);
+        let written = self
+            .etcd
+            .txn("restoring registrations", timeout, write)
+            .await?;
+        if !written.succeeded() {
+            // Something changed between our read and write: read again next round.
+            return Err(Error::Etcd("registrations changed while healing".into()));
+        }
+        let rev = written.header().map(|h| h.revision()).unwrap_or(0);
+        self.ledger
+            .record_written(plan.rewrites.iter().map(|(k, ..)| k.as_str()), rev, lease);
+        for (key, _, _, was_missing) in plan.rewrites {
+            if was_missing && self.outage_since.is_none() {
+                tracing::info!(key, "key deleted from outside; put back");
+                self.events.emit(Event::KeyRestored { key });
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes keys we may have left behind, each only while it is still
+    /// under our lease: never another process's.
+    async fn delete_orphans(&mut self) -> Result<()> {
+        let timeout = self.opts.request_timeout;
+        let lease = self.lease_id();
+        while let Some(key) = self.ledger.orphans.first().cloned() {
+            if self.ledger.contains(&key) {
+                self.ledger.orphans.remove(&key);
+                continue; // registered again meanwhile
+            }
+            let txn = etcd_client::Txn::new()
+                .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
+                .and_then([TxnOp::delete(key.as_str(), None)]);
+            self.etcd
+                .txn("removing a leftover key", timeout, txn)
+                .await?;
+            self.ledger.orphans.remove(&key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,566 @@
+//! The ledger: what a client holds and what it still owes etcd, as plain
+//! data. The decisions that matter most are plain functions over it, tested
+//! without etcd (see `ledger_tests.rs`): what a ranged read of a service
+//! name means for each key ([`sweep_verdict`]), what to do with a key whose
+//! state in etcd is known ([`reconcile_verdict`]) and what a watch event on
+//! our own keys means ([`watch_verdict`]). The supervisor does the I/O and
+//! applies the verdicts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Former leases remembered: keys still under them are ours to take back.
+const FORMER_LEASES_KEPT: usize = 16;
+
+/// Who holds one of our keys in etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// Ours: kept alive and healed.
+    Us,
+    /// Overwritten by another process under this lease: reported and left alone.
+    Other(i64),
+    /// Deleted from outside while healing of deleted keys is off: left alone.
+    Removed,
+}
+
+/// One registration of this client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub value: String,
+    pub holder: Holder,
+    /// Revision of our last write of this key; older watch events are stale.
+    pub written_rev: i64,
+    /// The lease of that write: a key missing while it still lives was deleted from outside.
+    pub written_lease: i64,
+    /// Whether that write carried `value` (false while an update is not yet written).
+    pub value_written: bool,
+}
+
+/// A key as a keys-only read found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub mod_rev: i64,
+    pub lease: i64,
+}
+
+/// A key as a read with its value found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyState {
+    pub mod_rev: i64,
+    pub lease: i64,
+    /// Whether etcd holds the value we last wrote.
+    pub holds_our_value: bool,
+}
+
+/// Our current lease (0: none) and the ones before it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leases<'a> {
+    pub current: i64,
+    pub former: &'a [i64],
+}
+
+impl Leases<'_> {
+    /// Whether a key under `lease` is one of our writes.
+    fn ours(&self, lease: i64) -> bool {
+        lease == self.current || self.former.contains(&lease)
+    }
+}
+
+/// What a ranged read of a service name says about one key found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SweepVerdict {
+    /// Ours, as we last wrote it under the current lease.
+    Intact,
+    /// Ours but moved, rewritten or under an old lease: put it right.
+    Dirty,
+    /// Under our lease but not held (a late write of ours): delete it.
+    Orphan,
+    /// Held by another process, now under this lease.
+    OtherNow(i64),
+    /// Nothing of ours.
+    Ignore,
+}
+
+/// Judges a key the sweep found; `entry` is ours for that key, if any.
+pub(crate) fn sweep_verdict(entry: Option<&Entry>, found: Found, lease: i64) -> SweepVerdict {
+    let Some(entry) = entry else {
+        return if found.lease == lease {
+            SweepVerdict::Orphan
+        } else {
+            SweepVerdict::Ignore
+        };
+    };
+    match entry.holder {
+        Holder::Us => {
+            let intact =
+                found.lease == lease && found.mod_rev == entry.written_rev && entry.value_written;
+            if intact {
+                SweepVerdict::Intact
+            } else {
+                SweepVerdict::Dirty
+            }
+        }
+        Holder::Other(_) => SweepVerdict::OtherNow(found.lease),
+        Holder::Removed => SweepVerdict::Ignore,
+    }
+}
+
+/// What to do with one of our keys whose state in etcd is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reconcile {
+    /// Under our lease with our value: nothing to do.
+    Intact,
+    /// Deleted from outside under a living lease, and healing of deleted keys is off.
+    LeaveDeleted,
+    /// Another process holds it under this lease: report, leave it.
+    Conflict(i64),
+    /// Write our value under our lease, if the key is still at `expect_mod_rev` (0: absent).
+    Rewrite {
+        expect_mod_rev: i64,
+        was_missing: bool,
+    },
+}
+
+/// Judges one of our keys (held by us) against what etcd holds there.
+pub(crate) fn reconcile_verdict(
+    entry: &Entry,
+    current: Option<KeyState>,
+    leases: Leases<'_>,
+    heal_deleted_keys: bool,
+) -> Reconcile {
+    let lease = leases.current;
+    let Some(state) = current else {
+        if entry.written_lease == lease && !heal_deleted_keys {
+            return Reconcile::LeaveDeleted;
+        }
+        return Reconcile::Rewrite {
+            expect_mod_rev: 0,
+            was_missing: true,
+        };
+    };
+    if state.lease == lease && state.holds_our_value {
+        return Reconcile::Intact;
+    }
+    // A key without a lease (a plain put) is no other process's registration.
+    if state.lease != 0 && !leases.ours(state.lease) {
+        return Reconcile::Conflict(state.lease);
+    }
+    Reconcile::Rewrite {
+        expect_mod_rev: state.mod_rev,
+        was_missing: false,
+    }
+}
+
+/// A put or a delete seen by the watch on our own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub deleted: bool,
+    /// The lease of a put (0 for a delete).
+    pub lease: i64,
+    pub mod_rev: i64,
+}
+
+/// What a watch event means for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WatchVerdict {
+    /// Stale, ours, or not our business.
+    Ignore,
+    /// A write of ours under our lease for a key we do not hold: delete it.
+    RemoveLateWrite,
+    /// Ours and deleted or changed: check and put right.
+    Heal,
+    /// Deleted from outside while healing of deleted keys is off.
+    LeaveDeleted,
+    /// The other holder deleted it: ours again, to be written back.
+    OursAgain,
+    /// Overwritten by another process under this lease: report, leave it.
+    Conflict(i64),
+    /// The other holder rewrote it, now under this lease.
+    OtherNow(i64),
+}
+
+/// Judges a watch event on a key; `entry` is ours for that key, if any.
+pub(crate) fn watch_verdict(
+    entry: Option<&Entry>,
+    seen: Seen,
+    leases: Leases<'_>,
+    heal_deleted_keys: bool,
+) -> WatchVerdict {
+    let Some(entry) = entry else {
+        // Under our lease but not ours to hold (deregistered, or a register
+        // that failed): a write of ours that etcd applied after the delete.
+        // Our lease would keep it alive.
+        let late_write = !seen.deleted && leases.current != 0 && seen.lease == leases.current;
+        return if late_write {
+            WatchVerdict::RemoveLateWrite
+        } else {
+            WatchVerdict::Ignore
+        };
+    };
+    if seen.mod_rev <= entry.written_rev {
+        return WatchVerdict::Ignore; // about a write older than our last one
+    }
+    match (seen.deleted, entry.holder) {
+        (_, Holder::Removed) => WatchVerdict::Ignore,
+        (true, Holder::Us) => {
+            // A delete event carries no lease, so unless healing is off this
+            // heals; reconcile_verdict decides whether the lease still lived.
+            if heal_deleted_keys || seen.lease != entry.written_lease {
+                WatchVerdict::Heal
+            } else {
+                WatchVerdict::LeaveDeleted
+            }
+        }
+        (true, Holder::Other(_)) => WatchVerdict::OursAgain,
+        (false, Holder::Us) if leases.ours(seen.lease) => WatchVerdict::Ignore,
+        (false, Holder::Us) => WatchVerdict::Conflict(seen.lease),
+        (false, Holder::Other(_)) => WatchVerdict::OtherNow(seen.lease),
+    }
+}
+
+/// Everything a client holds and owes, with the decisions applied to it.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    entries: HashMap<String, Entry>,
+    /// Service name -> our keys under it (decides what we watch and sweep).
+    by_name: BTreeMap<String, BTreeSet<String>>,
+    /// Keys whose state in etcd must be checked and put right.
+    pub dirty: BTreeSet<String>,
+    /// Keys we may have left behind (a failed register or deregister) and must delete.
+    pub orphans: BTreeSet<String>,
+    /// Names we hold no key of now but where a late write of ours may still
+    /// land: every name we held, and names of registers that failed unsure
+    /// whether their write landed. Watched and swept like our own names.
+    pub former_names: BTreeSet<String>,
+    /// Service names whose keys are all read again before the next writes:
+    /// after our watch was (re)opened or a new lease was granted.
+    pub sweep: BTreeSet<String>,
+    /// What the last sweep found at each of our keys (`None`: absent),
+    /// until a healing write uses it.
+    seen: HashMap<String, Option<Found>>,
+    /// Leases we held before, newest last.
+    former_leases: Vec<i64>,
+}
+
+/// The writes one chunk of dirty keys needs, and what was found instead.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChunkPlan {
+    /// (key, value, expected mod revision (0: absent), whether it was missing).
+    pub rewrites: Vec<(String, String, i64, bool)>,
+    /// Keys another process holds, with its lease.
+    pub conflicts: Vec<(String, i64)>,
+}
+
+impl Ledger {
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Registrations we hold ourselves (not conflicted, not left deleted).
+    pub fn live_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.holder == Holder::Us)
+            .count()
+    }
+
+    #[cfg(test)]
+    pub fn former_leases(&self) -> &[i64] {
+        &self.former_leases
+    }
+
+    /// Whether a lease is needed: a client with no registration holds none.
+    pub fn needs_lease(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
+    /// Records a registration just written under `lease` at revision `rev`.
+    pub fn insert(&mut self, key: &str, name: &str, value: &str, rev: i64, lease: i64) {
+        self.by_name
+            .entry(name.to_string())
+            .or_default()
+            .insert(key.to_string());
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                name: name.to_string(),
+                value: value.to_string(),
+                holder: Holder::Us,
+                written_rev: rev,
+                written_lease: lease,
+                value_written: true,
+            },
+        );
+    }
+
+    /// Forgets a registration; its name stays watched as a former name once
+    /// its last key goes (a late write of ours may still land under it).
+    pub fn forget(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.dirty.remove(key);
+        self.seen.remove(key);
+        if let Some(keys) = self.by_name.get_mut(&entry.name) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_name.remove(&entry.name);
+                self.former_names.insert(entry.name.clone());
+            }
+        }
+        Some(entry)
+    }
+
+    /// Sets a new value to write; the key's holder says whether we may.
+    pub fn set_value(&mut self, key: &str, value: &str) -> Option<Holder> {
+        let entry = self.entries.get_mut(key)?;
+        entry.value = value.to_string();
+        entry.value_written = false;
+        Some(entry.holder)
+    }
+
+    /// Records that `keys` now hold their value under `lease` at revision `rev`.
+    pub fn record_written<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k str>,
+        rev: i64,
+        lease: i64,
+    ) {
+        for key in keys {
+            self.dirty.remove(key);
+            if let Some(entry) = self.entries.get_mut(key) {
+                entry.written_rev = rev;
+                entry.written_lease = lease;
+                entry.value_written = true;
+            }
+        }
+    }
+
+    /// Remembers a lost lease: keys still under it are ours to take back.
+    pub fn note_lease_lost(&mut self, id: i64) {
+        self.former_leases.push(id);
+        if self.former_leases.len() > FORMER_LEASES_KEPT {
+            self.former_leases.remove(0);
+        }
+    }
+
+    pub fn has_names_to_watch(&self) -> bool {
+        !self.by_name.is_empty() || !self.former_names.is_empty()
+    }
+
+    /// Our service names and the former ones.
+    pub fn names_to_watch(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.by_name.keys().cloned().collect();
+        names.extend(self.former_names.iter().cloned());
+        names
+    }
+
+    /// Marks every key we hold for checking, each service name read whole
+    /// (one ranged read per name rather than one per key).
+    pub fn recheck_everything(&mut self) {
+        self.seen.clear();
+        self.dirty.extend(
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.holder == Holder::Us)
+                .map(|(k, _)| k.clone()),
+        );
+        let names = self.names_to_watch();
+        self.sweep.extend(names);
+    }
+
+    /// Applies what a keys-only read of `name` found (every key under it,
+    /// `lease` being ours): keys of ours that are missing, moved or
+    /// overwritten become dirty, with what was found remembered for the
+    /// write; keys under our lease that we do not hold become orphans.
+    pub fn apply_sweep(&mut self, name: &str, found: &[(String, Found)], lease: i64) {
+        let mut present = BTreeSet::new();
+        for (key, at) in found {
+            present.insert(key.as_str());
+            match sweep_verdict(self.entries.get(key), *at, lease) {
+                SweepVerdict::Intact => {
+                    self.dirty.remove(key);
+                }
+                SweepVerdict::Dirty => {
+                    self.dirty.insert(key.clone());
+                    self.seen.insert(key.clone(), Some(*at));
+                }
+                SweepVerdict::Orphan => {
+                    self.orphans.insert(key.clone());
+                }
+                SweepVerdict::OtherNow(other) => {
+                    if let Some(entry) = self.entries.get_mut(key) {
+                        entry.holder = Holder::Other(other);
+                    }
+                }
+                SweepVerdict::Ignore => {}
+            }
+        }
+        let Some(keys) = self.by_name.get(name) else {
+            return;
+        };
+        for key in keys {
+            if present.contains(key.as_str()) {
+                continue;
+            }
+            let Some(entry) = self.entries.get_mut(key) else {
+                continue;
+            };
+            if let Holder::Other(_) = entry.holder {
+                // The other holder left while we were not watching: ours again.
+                entry.holder = Holder::Us;
+            }
+            if entry.holder == Holder::Us {
+                self.dirty.insert(key.clone());
+                self.seen.insert(key.clone(), None);
+            }
+        }
+    }
+
+    /// The next dirty keys to put right, at most `max`; keys no longer ours
+    /// (deregistered or conflicted meanwhile) are dropped first.
+    pub fn next_dirty_chunk(&mut self, max: usize) -> Option<Vec<String>> {
+        let entries = &self.entries;
+        self.dirty
+            .retain(|k| entries.get(k).is_some_and(|e| e.holder == Holder::Us));
+        let chunk: Vec<String> = self.dirty.iter().take(max).cloned().collect();
+        (!chunk.is_empty()).then_some(chunk)
+    }
+
+    /// The keys of `chunk` no sweep has seen: they need a read of their own.
+    pub fn unseen(&self, chunk: &[String]) -> Vec<String> {
+        chunk
+            .iter()
+            .filter(|k| !self.seen.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// The names of `keys` (to sweep instead of reading many keys one by one).
+    pub fn names_of(&self, keys: &[String]) -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| self.entries.get(k).map(|e| e.name.clone()))
+            .collect()
+    }
+
+    /// Decides a chunk of dirty keys from what the sweep saw and `read`
+    /// (key -> (mod revision, lease, value) read one by one): applies what
+    /// needs no write (intact, left deleted, conflicted) and returns the
+    /// writes and the conflicts to report.
+    pub fn plan_chunk(
+        &mut self,
+        keys: &[String],
+        mut read: HashMap<String, Option<(i64, i64, Vec<u8>)>>,
+        lease: i64,
+        heal_deleted_keys: bool,
+    ) -> ChunkPlan {
+        let mut plan = ChunkPlan::default();
+        for key in keys {
+            let Some(entry) = self.entries.get(key) else {
+                continue;
+            };
+            let current = match self.seen.remove(key) {
+                Some(seen) => seen.map(|at| KeyState {
+                    mod_rev: at.mod_rev,
+                    lease: at.lease,
+                    holds_our_value: entry.value_written && at.mod_rev == entry.written_rev,
+                }),
+                None => read
+                    .remove(key)
+                    .flatten()
+                    .map(|(mod_rev, lease, value)| KeyState {
+                        mod_rev,
+                        lease,
+                        holds_our_value: value == entry.value.as_bytes(),
+                    }),
+            };
+            let leases = Leases {
+                current: lease,
+                former: &self.former_leases,
+            };
+            let verdict = reconcile_verdict(entry, current, leases, heal_deleted_keys);
+            let entry = self.entries.get_mut(key).expect("looked up above");
+            match verdict {
+                Reconcile::Intact => {
+                    self.dirty.remove(key);
+                }
+                Reconcile::LeaveDeleted => {
+                    entry.holder = Holder::Removed;
+                    self.dirty.remove(key);
+                }
+                Reconcile::Conflict(other) => {
+                    entry.holder = Holder::Other(other);
+                    self.dirty.remove(key);
+                    plan.conflicts.push((key.clone(), other));
+                }
+                Reconcile::Rewrite {
+                    expect_mod_rev,
+                    was_missing,
+                } => plan.rewrites.push((
+                    key.clone(),
+                    entry.value.clone(),
+                    expect_mod_rev,
+                    was_missing,
+                )),
+            }
+        }
+        plan
+    }
+
+    /// Applies a watch event on `key`; the verdict tells the supervisor what
+    /// to report and whether healing is due.
+    pub fn on_watch_event(
+        &mut self,
+        key: &str,
+        seen: Seen,
+        current_lease: i64,
+        heal_deleted_keys: bool,
+    ) -> WatchVerdict {
+        let leases = Leases {
+            current: current_lease,
+            former: &self.former_leases,
+        };
+        let verdict = watch_verdict(self.entries.get(key), seen, leases, heal_deleted_keys);
+        match verdict {
+            WatchVerdict::RemoveLateWrite => {
+                self.orphans.insert(key.to_string());
+            }
+            WatchVerdict::Heal => {
+                self.dirty.insert(key.to_string());
+            }
+            WatchVerdict::OursAgain => {
+                self.set_holder(key, Holder::Us);
+                self.dirty.insert(key.to_string());
+            }
+            WatchVerdict::LeaveDeleted => self.set_holder(key, Holder::Removed),
+            WatchVerdict::Conflict(other) => {
+                self.set_holder(key, Holder::Other(other));
+                self.dirty.remove(key);
+            }
+            WatchVerdict::OtherNow(other) => self.set_holder(key, Holder::Other(other)),
+            WatchVerdict::Ignore => {}
+        }
+        verdict
+    }
+
+    fn set_holder(&mut self, key: &str, holder: Holder) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.holder = holder;
+        }
+    }
+
+    /// Forgets everything (the client closed).
+    pub fn clear(&mut self) {
+        *self = Ledger::default();
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;
