@@ -279,7 +279,9 @@ async fn a_key_under_our_lease_that_we_do_not_hold_is_removed() {
         .register(&Service::new("first", "10.0.0.2:2"))
         .await
         .unwrap();
-    let lease = client.lease_id().expect("a lease with the first registration");
+    let lease = client
+        .lease_id()
+        .expect("a lease with the first registration");
     let mut raw = etcd.raw().await;
     let under_our_lease = etcd_client::PutOptions::new().with_lease(lease);
     raw.put("/late/10.0.0.9:9", "{}", Some(under_our_lease))

@@ -99,7 +99,11 @@ async fn a_client_that_only_discovers_and_watches_holds_no_lease() {
     let watcher = consumer.watch("micro").await.unwrap();
     assert_eq!(watcher.instances().len(), 1);
     tokio::time::sleep(Duration::from_secs(2)).await; // more than TTL/3
-    assert_eq!(leases(&mut raw).await, [provider_lease], "only the provider's lease");
+    assert_eq!(
+        leases(&mut raw).await,
+        [provider_lease],
+        "only the provider's lease"
+    );
     assert_eq!(consumer.lease_id(), None);
     assert_eq!(consumer.keepalives_sent(), 0);
 
@@ -107,7 +111,9 @@ async fn a_client_that_only_discovers_and_watches_holds_no_lease() {
         .register(&Service::new("micro", "127.0.0.1:4001"))
         .await
         .unwrap();
-    let consumer_lease = consumer.lease_id().expect("granted with the first registration");
+    let consumer_lease = consumer
+        .lease_id()
+        .expect("granted with the first registration");
     let mut listed = leases(&mut raw).await;
     listed.sort();
     let mut expected = vec![provider_lease, consumer_lease];

@@ -85,6 +85,16 @@ fn reconcile_verdicts() {
     }
 }
 
+/// (case, our entry, the event, our leases, heal deleted keys, verdict).
+type WatchCase<'a> = (
+    &'a str,
+    &'a Option<Entry>,
+    Seen,
+    Leases<'a>,
+    bool,
+    WatchVerdict,
+);
+
 #[test]
 fn watch_verdicts() {
     let put = |lease, mod_rev| Seen {
@@ -107,7 +117,7 @@ fn watch_verdicts() {
         Some(entry(Holder::Removed)),
     );
     #[rustfmt::skip]
-    let cases: [(&str, &Option<Entry>, Seen, Leases<'_>, bool, WatchVerdict); 14] = [
+    let cases: [WatchCase<'_>; 14] = [
         ("a late write under our lease", &None, put(L, 11), leases(&[]), true, WatchVerdict::RemoveLateWrite),
         ("another process's key", &None, put(X, 11), leases(&[]), true, WatchVerdict::Ignore),
         ("a delete of a key we do not hold", &None, delete(11), leases(&[]), true, WatchVerdict::Ignore),
