@@ -452,6 +452,22 @@ void registry_instance_list_free(struct registry_instance_list *list);
 enum registry_status registry_watch(const struct registry_client *client, const char *name, registry_change_callback callback, void *userdata, struct registry_watcher **watcher_out);
 
 /**
+ * Waits up to `timeout_ms` for the watcher's next (squashed) change.
+ * REGISTRY_OK: `*kind_out` is set and `*instance_out` is a new one-element
+ * list (free it with `registry_instance_list_free`); any other status (a
+ * timeout when nothing came) leaves both untouched. Not to be mixed with a
+ * change callback (REGISTRY_INVALID_ARGUMENT when the watcher has one).
+ * Changes nobody reads in time are folded into their net effect, so a
+ * watcher that is rarely read stays bounded in memory; replaying what this
+ * returns always gives the watcher's snapshot. Blocks the calling thread;
+ * REGISTRY_CLOSED once the watcher stopped.
+ *
+ * # Safety
+ * `watcher` live; `kind_out` and `instance_out` writable.
+ */
+enum registry_status registry_watcher_next_change(const struct registry_watcher *watcher, uint32_t timeout_ms, enum registry_change_kind *kind_out, struct registry_instance_list **instance_out);
+
+/**
  * A snapshot of the cached instances, sorted by key, as a new list in
  * `*list_out` (free it with `registry_instance_list_free`). Never waits on
  * the network. Thread-safe.

@@ -10,6 +10,8 @@
 #ifndef LIBREGISTRY_REGISTRY_HPP
 #define LIBREGISTRY_REGISTRY_HPP
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -235,6 +237,19 @@ class watcher {
     }
     detail::check(st);
     return std::string(buf);
+  }
+
+  /// The next (squashed) change, waiting up to `timeout`; nullopt when none
+  /// came. Only for a watcher made without a callback.
+  std::optional<std::pair<registry_change_kind, instance>> next_change(std::chrono::milliseconds timeout) const {
+    registry_change_kind kind;
+    registry_instance_list *list = nullptr;
+    auto ms = static_cast<uint32_t>(std::min<std::chrono::milliseconds::rep>(timeout.count(), UINT32_MAX));
+    registry_status st = registry_watcher_next_change(raw_, ms, &kind, &list);
+    if (st == REGISTRY_TIMEOUT) return std::nullopt;
+    detail::check(st);
+    auto instances = detail::take_list(list);
+    return std::make_pair(kind, std::move(instances.at(0)));
   }
 
   /// Zone and region preferred, env and deployment required ("" for none).

@@ -3,6 +3,7 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use libregistry::{Balance, Change, Instance, PickPolicy, Watcher};
 
@@ -290,11 +291,7 @@ fn deliver(slot: &Mutex<Option<(RawChangeCallback, usize)>>, change: &Change) {
     let Some((callback, userdata)) = *guard else {
         return;
     };
-    let (kind, instance) = match change {
-        Change::Added(i) => (registry_change_kind::REGISTRY_CHANGE_ADDED, i),
-        Change::Updated(i) => (registry_change_kind::REGISTRY_CHANGE_UPDATED, i),
-        Change::Removed(i) => (registry_change_kind::REGISTRY_CHANGE_REMOVED, i),
-    };
+    let (kind, instance) = kind_of(change);
     let list = registry_instance_list::from_instances([instance]);
     let item = &list.items[0];
     let raw = registry_change {
@@ -307,6 +304,59 @@ fn deliver(slot: &Mutex<Option<(RawChangeCallback, usize)>>, change: &Change) {
     // with this userdata until the watcher is freed; the lock is held, so
     // registry_watcher_free waits for this call to finish.
     unsafe { callback(userdata as *mut c_void, &raw) };
+}
+
+/// Waits up to `timeout_ms` for the watcher's next (squashed) change.
+/// REGISTRY_OK: `*kind_out` is set and `*instance_out` is a new one-element
+/// list (free it with `registry_instance_list_free`); any other status (a
+/// timeout when nothing came) leaves both untouched. Not to be mixed with a
+/// change callback (REGISTRY_INVALID_ARGUMENT when the watcher has one).
+/// Changes nobody reads in time are folded into their net effect, so a
+/// watcher that is rarely read stays bounded in memory; replaying what this
+/// returns always gives the watcher's snapshot. Blocks the calling thread;
+/// REGISTRY_CLOSED once the watcher stopped.
+///
+/// # Safety
+/// `watcher` live; `kind_out` and `instance_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn registry_watcher_next_change(
+    watcher: *const registry_watcher,
+    timeout_ms: u32,
+    kind_out: *mut registry_change_kind,
+    instance_out: *mut *mut registry_instance_list,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let watcher = unsafe { required_ref(watcher, "watcher") }?;
+        required_out(kind_out, "kind_out")?;
+        required_out(instance_out, "instance_out")?;
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let Some(change) = watcher.inner.next_change_blocking(timeout)? else {
+            return Err(Failure {
+                status: registry_status::REGISTRY_TIMEOUT,
+                message: format!(
+                    "no change of {} within {timeout_ms} ms",
+                    watcher.inner.name()
+                ),
+            });
+        };
+        let (kind, instance) = kind_of(&change);
+        let list = registry_instance_list::from_instances([instance]);
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            *kind_out = kind;
+            *instance_out = into_handle(list);
+        }
+        Ok(())
+    })
+}
+
+fn kind_of(change: &Change) -> (registry_change_kind, &Instance) {
+    match change {
+        Change::Added(i) => (registry_change_kind::REGISTRY_CHANGE_ADDED, i),
+        Change::Updated(i) => (registry_change_kind::REGISTRY_CHANGE_UPDATED, i),
+        Change::Removed(i) => (registry_change_kind::REGISTRY_CHANGE_REMOVED, i),
+    }
 }
 
 /// A snapshot of the cached instances, sorted by key, as a new list in
@@ -324,6 +374,7 @@ pub unsafe extern "C" fn registry_watcher_snapshot(
         // SAFETY: per the contract above.
         let watcher = unsafe { required_ref(watcher, "watcher") }?;
         required_out(list_out, "list_out")?;
+        watcher.inner.check()?;
         let list = registry_instance_list::from_instances(watcher.inner.instances().iter());
         // SAFETY: checked non-NULL above.
         unsafe { *list_out = into_handle(list) };

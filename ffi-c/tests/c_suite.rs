@@ -208,6 +208,22 @@ async fn tls_mutual_tls_and_auth_through_the_c_abi() {
     assert!(out.contains("all checks passed"), "{out}");
 }
 
+/// A watcher nobody reads stays bounded through 200,000 changes (the
+/// program prints its RSS growth) and then returns the net changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unread_c_watcher_stays_bounded_in_memory() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_watch_memory",
+        &["tests/c/test_watch_memory.c"],
+        &["-O1"],
+        Link::Shared,
+    );
+    let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
+    println!("{out}");
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
 /// The C programs that run against etcd, checked under every tool.
 const SUITES: [&str; 2] = ["test_bad_input", "test_discovery"];
 

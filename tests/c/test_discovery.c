@@ -148,6 +148,36 @@ int main(void) {
   CHECK_OK(registry_deregister(b));
   CHECK(wait_for(&removed, 1));
 
+  /* registry_watcher_next_change: a watcher without a callback reads its changes */
+  registry_watcher *reader = NULL;
+  registry_change_kind kind = REGISTRY_CHANGE_ADDED;
+  registry_instance_list *changed = NULL;
+  CHECK_OK(registry_watch(client, "disc", NULL, NULL, &reader));
+  CHECK_STATUS(registry_watcher_next_change(NULL, 0, &kind, &changed), INV, "watcher");
+  CHECK_STATUS(registry_watcher_next_change(reader, 0, NULL, &changed), INV, "kind_out");
+  CHECK_STATUS(registry_watcher_next_change(reader, 0, &kind, NULL), INV, "instance_out");
+  int initial = 0;
+  while (registry_watcher_next_change(reader, 200, &kind, &changed) == REGISTRY_OK) {
+    CHECK(kind == REGISTRY_CHANGE_ADDED); /* a, c, d as found at start */
+    CHECK(registry_instance_list_len(changed) == 1);
+    registry_instance_list_free(changed);
+    changed = NULL;
+    initial++;
+  }
+  CHECK(initial == 3);
+  CHECK_STATUS(registry_watcher_next_change(reader, 10, &kind, &changed), REGISTRY_TIMEOUT, "within 10 ms");
+  CHECK(changed == NULL);
+  values[0] = "9";
+  CHECK_OK(registry_update(a, keys, values, 1));
+  CHECK_OK(registry_watcher_next_change(reader, 5000, &kind, &changed));
+  CHECK(kind == REGISTRY_CHANGE_UPDATED);
+  CHECK(changed != NULL && strcmp(registry_instance_list_addr(changed, 0), "10.0.0.1:1") == 0);
+  CHECK(changed != NULL && strcmp(registry_instance_list_get(changed, 0, "weight"), "9") == 0);
+  registry_instance_list_free(changed);
+  /* not for a watcher whose changes go to its callback */
+  CHECK_STATUS(registry_watcher_next_change(watcher, 0, &kind, &changed), INV, "callback");
+  registry_watcher_free(reader);
+
   /* no callback after registry_watcher_free */
   registry_watcher_free(watcher);
   registry_watcher_free(NULL);

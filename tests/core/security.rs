@@ -123,11 +123,11 @@ async fn auth_keeps_registrations_alive_past_token_expiry() {
     let client = Client::connect(opts(&etcd).credentials(SERVICE_USER, SERVICE_PASSWORD))
         .await
         .unwrap();
-    let lease = client.lease_id();
     client
         .register(&Service::new("micro", "127.0.0.1:4000"))
         .await
         .unwrap();
+    let lease = client.lease_id();
     let watcher = client.watch("micro").await.unwrap();
 
     // Several token lifetimes: keepalive goes on, the lease stays.
