@@ -1,6 +1,11 @@
-//! The blocking API, for callers without an async runtime (and the base of
-//! the C and Python bindings). Each call runs on the library's runtime and
-//! refuses to run inside another runtime instead of deadlocking.
+//! The blocking API, for callers without an async runtime (the C binding is
+//! built on it). Each call runs on the library's runtime and refuses to run
+//! inside another runtime instead of deadlocking. [`poll_for`] is the same
+//! wait in slices, for bindings that must regain control between them
+//! (Python checks for Ctrl-C).
+
+use std::future::Future;
+use std::time::Duration;
 
 use crate::discovery::Watcher;
 use crate::error::Result;
@@ -10,6 +15,14 @@ use crate::options::{Options, Resolved};
 use crate::pick::PickPolicy;
 use crate::runtime::block_on;
 use crate::service::Service;
+
+/// Drives `fut` from the calling (non-async) thread for at most `slice`,
+/// the engine itself running on the library's runtime: `Ok(Some(output))`
+/// once it finished, `Ok(None)` when it needs more time (call again with
+/// the same future). Refused inside another async runtime.
+pub fn poll_for<F: Future + Unpin>(fut: &mut F, slice: Duration) -> Result<Option<F::Output>> {
+    block_on(async { tokio::time::timeout(slice, fut).await.ok() })
+}
 
 /// Blocking twin of [`crate::Client`]. Dropping it closes it (bounded in time).
 #[derive(Debug)]
@@ -69,7 +82,12 @@ impl Client {
         self.inner.on_event(callback)
     }
 
-    /// The lease currently held.
+    /// Whether the client was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The lease currently held (`None` before the first registration).
     pub fn lease_id(&self) -> Option<i64> {
         self.inner.lease_id()
     }
@@ -121,6 +139,11 @@ impl Registration {
     /// The service as last registered or updated.
     pub fn service(&self) -> Service {
         self.inner.service()
+    }
+
+    /// False once deregistered or its client closed.
+    pub fn is_registered(&self) -> bool {
+        self.inner.is_registered()
     }
 
     /// Changes metadata and rewrites the value in place; see [`crate::Registration::update`].

@@ -251,14 +251,29 @@ impl Client {
         Ok(())
     }
 
-    /// The lease currently held (`None` while healing or after close).
+    /// Whether [`Client::close`] was called (or every handle was dropped).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// The lease currently held (`None` before the first registration,
+    /// while healing, and after close).
     pub fn lease_id(&self) -> Option<i64> {
         Some(self.inner.status.lease_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
     }
 
-    /// The TTL etcd granted for the lease, in seconds.
+    /// The TTL etcd granted for the lease, in seconds (0 before the first registration).
     pub fn granted_ttl_secs(&self) -> u32 {
         self.inner.status.granted_ttl_secs.load(Ordering::Relaxed)
+    }
+
+    /// The lease TTL in seconds: as etcd granted it, or as asked for until
+    /// the first registration grants a lease.
+    pub fn ttl_secs(&self) -> u32 {
+        match self.granted_ttl_secs() {
+            0 => self.inner.options.ttl_secs,
+            granted => granted,
+        }
     }
 
     /// Keepalive requests sent so far (one stream, one request every TTL/3).
@@ -375,6 +390,11 @@ impl Registration {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// False once [`Registration::deregister`] was called or its client closed.
+    pub fn is_registered(&self) -> bool {
+        !self.done.load(Ordering::SeqCst) && !self.client.is_closed()
     }
 
     /// The client this registration belongs to.

@@ -30,6 +30,7 @@ mod error;
 pub mod events;
 pub mod instance;
 mod keepalive;
+pub mod logs;
 mod names;
 pub mod options;
 pub mod pick;

@@ -142,6 +142,33 @@ impl Service {
         Ok(())
     }
 
+    /// The metadata set on this service, by wire name, as text: the seed's
+    /// fields in wire order, then extra keys sorted. Fields the library
+    /// derives (`ip`, `port`, `frameVersion`, `startTime`) and defaults
+    /// from the environment are not included.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let weight = self.weight.as_ref().map(|w| match w {
+            WeightInput::Number(n) => n.to_string(),
+            WeightInput::Text(t) => t.clone(),
+        });
+        let known = [
+            ("env", self.env.clone()),
+            ("region", self.region.clone()),
+            ("zone", self.zone.clone()),
+            ("scheme", self.scheme.clone()),
+            ("weight", weight),
+            ("deployment", self.deployment.clone()),
+            ("appVersion", self.app_version.clone()),
+            ("buildTime", self.build_time.clone()),
+        ];
+        let known = known
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)));
+        known
+            .chain(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
+    }
+
     /// Builder form of [`Service::set`].
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self> {
         self.set(key, value)?;
@@ -395,6 +422,29 @@ mod tests {
             .resolve(&d, "")
             .unwrap_err();
         assert_eq!(field_of(err), "buildTime");
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+
+    #[test]
+    fn metadata_lists_what_was_set_as_text() {
+        let mut s = Service::new("a", "h:1").region("r").weight(9);
+        s.set("shard", "x").unwrap();
+        s.set("appVersion", "v2").unwrap();
+        let got = s.metadata();
+        let want = [
+            ("region", "r"),
+            ("weight", "9"),
+            ("appVersion", "v2"),
+            ("shard", "x"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
+        );
     }
 }
 

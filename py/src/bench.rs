@@ -7,11 +7,11 @@
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::convert;
 use crate::errors;
-use crate::wait;
 
 /// A core `blocking::Client` whose registrations are timed in Rust.
 #[pyclass(frozen, module = "libregistry._native")]
@@ -41,7 +41,7 @@ impl BenchCore {
         addr: &Bound<'_, PyAny>,
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let (service, _) = convert::service(py, name, addr, metadata)?;
+        let service = convert::service(py, name, addr, metadata)?;
         let took = py.detach(|| {
             let start = Instant::now();
             self.client
@@ -75,14 +75,15 @@ impl BenchWatch {
     #[new]
     fn new(py: Python<'_>, client: &crate::registry::Client, name: String) -> PyResult<BenchWatch> {
         let core = client.core().clone();
-        let watcher = wait::block(
-            py,
-            async move {
-                core.watch_with(&name, libregistry::PickPolicy::default())
-                    .await
-            },
-            None,
-        )?;
+        let started = py.detach(|| {
+            let mut watch = Box::pin(core.watch_with(&name, libregistry::PickPolicy::default()));
+            libregistry::blocking::poll_for(&mut watch, Duration::from_secs(60))
+        });
+        let watcher = match started {
+            Ok(Some(Ok(watcher))) => watcher,
+            Ok(Some(Err(e))) | Err(e) => return Err(errors::to_py(py, e)),
+            Ok(None) => return Err(PyRuntimeError::new_err("watch took over 60 s")),
+        };
         let (tx, rx) = mpsc::channel();
         watcher
             .on_change(move |change| {

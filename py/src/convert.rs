@@ -17,7 +17,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn wrong_type(field: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+pub fn wrong_type(field: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!(
         "{field} must be {expected}, not {}",
         type_name(obj)
@@ -134,7 +134,7 @@ pub fn service(
     name: &Bound<'_, PyAny>,
     addr: &Bound<'_, PyAny>,
     metadata: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(libregistry::Service, Pairs)> {
+) -> PyResult<libregistry::Service> {
     let name = str_arg("name", name)?;
     let addr = str_arg("addr", addr)?;
     let pairs = match metadata {
@@ -147,14 +147,11 @@ pub fn service(
             .set(key, value.as_str())
             .map_err(|e| errors::to_py(py, e))?;
     }
-    Ok((service, pairs))
+    Ok(service)
 }
 
 /// `(name, addr)` or `(name, addr, metadata)` entries of `register_many`.
-pub fn services(
-    py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
-) -> PyResult<Vec<(libregistry::Service, Pairs)>> {
+pub fn services(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<libregistry::Service>> {
     if obj.is_instance_of::<PyString>() || obj.cast::<PyMapping>().is_ok() {
         return Err(wrong_type(
             "services",

@@ -1,18 +1,25 @@
 //! One queue per process carrying events (for `on_event` callbacks),
-//! watcher changes (for `on_change` callbacks) and library logs to Python. The library runtime only pushes into it, never
-//! touching the GIL; a Python daemon thread (`libregistry._dispatch`) pops
+//! watcher changes (for `on_change` callbacks) and library logs to Python.
+//! The library runtime only pushes into it, never touching the GIL; a Python daemon thread (`libregistry._dispatch`) pops
 //! from it with the GIL released and calls the callbacks and `logging`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
 use crate::convert;
-use crate::discovery::{self, ChangeSink};
+use crate::instance;
+
+/// An `on_change` callback and whether its watcher was closed (then its
+/// changes still queued are dropped).
+pub struct ChangeSink {
+    pub callback: Py<PyAny>,
+    pub closed: AtomicBool,
+}
 
 /// What the dispatcher thread receives.
 pub enum Item {
@@ -76,7 +83,10 @@ pub fn forward_events(
 }
 
 /// `(kind, fields)` of an event, for `libregistry._events` to build its class.
-fn event_to_py<'py>(py: Python<'py>, event: &libregistry::Event) -> PyResult<Bound<'py, PyTuple>> {
+fn event_to_py<'py>(
+    py: Python<'py>,
+    event: &libregistry::Event,
+) -> PyResult<(&'static str, Bound<'py, PyDict>)> {
     use libregistry::Event as E;
     let fields = PyDict::new(py);
     let kind = match event {
@@ -119,7 +129,7 @@ fn event_to_py<'py>(py: Python<'py>, event: &libregistry::Event) -> PyResult<Bou
             "unknown"
         }
     };
-    PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), fields.into_any()])
+    Ok((kind, fields))
 }
 
 /// The next item for the dispatcher thread, waiting up to `timeout` seconds
@@ -128,56 +138,33 @@ fn event_to_py<'py>(py: Python<'py>, event: &libregistry::Event) -> PyResult<Bou
 /// message)`, `("stop",)`, or `None` (also for a change of a watcher closed
 /// meanwhile, which is dropped).
 #[pyfunction]
-pub fn dispatch_next(py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+pub fn dispatch_next<'py>(
+    py: Python<'py>,
+    timeout: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let timeout = convert::seconds_arg("timeout", timeout)?;
     let rx = with_queue(|q| q.rx.clone());
     let item = py.detach(move || {
         let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
         rx.recv_timeout(timeout.max(Duration::from_millis(1))).ok()
     });
-    let Some(item) = item else {
-        return Ok(None);
-    };
     let tuple = match item {
-        Item::Event(callback, event) => {
-            let (kind, fields): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                event_to_py(py, &event)?.extract()?;
-            PyTuple::new(
-                py,
-                [
-                    "event".into_pyobject(py)?.into_any(),
-                    callback.clone_ref(py).into_bound(py),
-                    kind,
-                    fields,
-                ],
-            )?
+        None => return Ok(None),
+        Some(Item::Event(callback, event)) => {
+            let (kind, fields) = event_to_py(py, &event)?;
+            ("event", callback.clone_ref(py), kind, fields).into_pyobject(py)?
         }
-        Item::Change(sink, _) if sink.closed.load(Ordering::SeqCst) => return Ok(None),
-        Item::Change(sink, change) => {
-            let (kind, instance): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                discovery::change_to_py(py, change)?.extract()?;
-            PyTuple::new(
-                py,
-                [
-                    "change".into_pyobject(py)?.into_any(),
-                    sink.callback.clone_ref(py).into_bound(py),
-                    kind,
-                    instance,
-                ],
-            )?
+        Some(Item::Change(sink, _)) if sink.closed.load(Ordering::SeqCst) => return Ok(None),
+        Some(Item::Change(sink, change)) => {
+            let (kind, instance) = instance::change_to_py(change);
+            ("change", sink.callback.clone_ref(py), kind, instance).into_pyobject(py)?
         }
-        Item::Log(level, target, message) => PyTuple::new(
-            py,
-            [
-                "log".into_pyobject(py)?.into_any(),
-                level.into_pyobject(py)?.into_any(),
-                target.into_pyobject(py)?.into_any(),
-                message.into_pyobject(py)?.into_any(),
-            ],
-        )?,
-        Item::Stop => PyTuple::new(py, ["stop"])?,
+        Some(Item::Log(level, target, message)) => {
+            ("log", level, target, message).into_pyobject(py)?
+        }
+        Some(Item::Stop) => ("stop",).into_pyobject(py)?,
     };
-    Ok(Some(tuple.unbind()))
+    Ok(Some(tuple.into_any()))
 }
 
 /// Makes the dispatcher thread's current or next `dispatch_next` return `("stop",)`.

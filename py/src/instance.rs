@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::convert;
 use crate::errors;
+use crate::pending::Outcome;
 
 /// How deep `Instance(...)` metadata given from Python may nest.
 const MAX_JSON_DEPTH: usize = 32;
@@ -153,12 +154,6 @@ fn mapping_to_json(
     Ok(map)
 }
 
-impl Instance {
-    fn text(&self, key: &str) -> Option<String> {
-        self.inner.meta(key)
-    }
-}
-
 #[pymethods]
 impl Instance {
     /// Builds an instance by hand (tests, fakes); discovery makes them for you.
@@ -213,7 +208,7 @@ impl Instance {
 
     /// A metadata entry as text (numbers written out); `None` when absent.
     fn meta(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-        Ok(self.text(&convert::str_arg("key", key)?))
+        Ok(self.inner.meta(&convert::str_arg("key", key)?))
     }
 
     /// `weight`: 0..=10000, 100 when absent or unreadable (0 = no traffic).
@@ -235,61 +230,61 @@ impl Instance {
     /// `env`, e.g. `dev`.
     #[getter]
     fn env(&self) -> Option<String> {
-        self.text("env")
+        self.inner.meta("env")
     }
 
     /// `region`, e.g. `beijing`.
     #[getter]
     fn region(&self) -> Option<String> {
-        self.text("region")
+        self.inner.meta("region")
     }
 
     /// `zone`, e.g. `zone1`.
     #[getter]
     fn zone(&self) -> Option<String> {
-        self.text("zone")
+        self.inner.meta("zone")
     }
 
     /// `ip`: the host part of the registered address.
     #[getter]
     fn ip(&self) -> Option<String> {
-        self.text("ip")
+        self.inner.meta("ip")
     }
 
     /// `scheme`, e.g. `grpc`.
     #[getter]
     fn scheme(&self) -> Option<String> {
-        self.text("scheme")
+        self.inner.meta("scheme")
     }
 
     /// `deployment`, e.g. `red`.
     #[getter]
     fn deployment(&self) -> Option<String> {
-        self.text("deployment")
+        self.inner.meta("deployment")
     }
 
     /// `frameVersion`: the libregistry version that registered it.
     #[getter]
     fn frame_version(&self) -> Option<String> {
-        self.text("frameVersion")
+        self.inner.meta("frameVersion")
     }
 
     /// `appVersion`.
     #[getter]
     fn app_version(&self) -> Option<String> {
-        self.text("appVersion")
+        self.inner.meta("appVersion")
     }
 
     /// `buildTime` (RFC 3339).
     #[getter]
     fn build_time(&self) -> Option<String> {
-        self.text("buildTime")
+        self.inner.meta("buildTime")
     }
 
     /// `startTime` (RFC 3339): when the provider process started.
     #[getter]
     fn start_time(&self) -> Option<String> {
-        self.text("startTime")
+        self.inner.meta("startTime")
     }
 
     #[classattr]
@@ -332,6 +327,26 @@ impl Instance {
             r(&self.inner.addr)?,
             self.metadata(py)?.repr()?.to_cow()?,
         ))
+    }
+}
+
+/// `(kind, Instance)` of a change, for `libregistry._discovery` to build its class.
+pub fn change_to_py(change: libregistry::Change) -> (&'static str, Instance) {
+    use libregistry::Change as C;
+    let (kind, instance) = match change {
+        C::Added(i) => ("added", i),
+        C::Updated(i) => ("updated", i),
+        C::Removed(i) => ("removed", i),
+    };
+    (kind, Instance::from(instance))
+}
+
+/// What a one-shot read found: a `list[Instance]`.
+pub struct Found(pub Vec<libregistry::Instance>);
+
+impl Outcome for Found {
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(to_list(py, self.0)?.into_any().unbind())
     }
 }
 

@@ -1,117 +1,130 @@
 //! `Client` and `Registration`: thin handles over the core's async client
-//! (its discovery calls are in [`crate::discovery`]).
-//! Blocking methods wait with the GIL released (see [`crate::wait`]); the
-//! `*_async` twins return asyncio futures. The pure-Python classes in
-//! `libregistry` (`Registry`, `AsyncRegistry`, ...) are built on these.
+//! (its discovery calls return the handles of [`crate::discovery`]). Each
+//! call that talks to etcd returns a [`Pending`], waited for by the blocking
+//! API (`wait()`) or the asyncio one (`future()`). The pure-Python classes
+//! in `libregistry` (`Registry`, `AsyncRegistry`, ...) are built on these.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{self, Pairs};
+use crate::convert;
 use crate::discovery::{self, WatchArgs};
 use crate::dispatch;
 use crate::errors;
+use crate::instance::Found;
 use crate::options;
-use crate::wait::{self, Undo};
+use crate::pending::{OnInterrupt, Outcome, Pending};
 
-/// Undo of an interrupted connect: close the client nobody holds.
-fn close_unwanted(client: libregistry::Client) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        let _ = client.close().await;
-    })
-}
-
-/// Undo of an interrupted register: deregister what nobody holds.
-fn deregister_unwanted(
-    regs: Vec<libregistry::Registration>,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        for reg in regs {
-            let _ = reg.deregister().await;
-        }
-    })
-}
-
-/// A connection to etcd holding one lease (the core's `Client`).
+/// A connection to etcd; its lease comes with the first registration (the core's `Client`).
 #[pyclass(frozen, module = "libregistry._native")]
 pub struct Client {
     inner: libregistry::Client,
-    closed: AtomicBool,
 }
 
-impl Client {
-    fn wrap(
-        py: Python<'_>,
-        inner: libregistry::Client,
-        on_event: Option<Py<PyAny>>,
-    ) -> PyResult<Client> {
-        if let Some(callback) = on_event {
-            dispatch::forward_events(&inner, callback).map_err(|e| errors::to_py(py, e))?;
+/// A connected client, handed to Python with its event callback in place,
+/// or closed when nobody takes it.
+struct Connected {
+    inner: libregistry::Client,
+    on_event: Option<Py<PyAny>>,
+}
+
+impl Outcome for Connected {
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(callback) = self.on_event {
+            dispatch::forward_events(&self.inner, callback).map_err(|e| errors::to_py(py, e))?;
         }
-        Ok(Client {
-            inner,
-            closed: AtomicBool::new(false),
-        })
+        Ok(Py::new(py, Client { inner: self.inner })?.into_any())
     }
 
-    /// The core client.
-    pub fn core(&self) -> &libregistry::Client {
-        &self.inner
-    }
-
-    /// Closes in the background (a connect whose caller went away).
-    pub fn abandon(&self) {
-        let client = self.inner.clone();
+    fn abandon(self: Box<Self>) {
+        let client = self.inner;
         let _ = libregistry::spawn(async move {
             let _ = client.close().await;
         });
     }
+}
 
-    fn registrations(
-        py: Python<'_>,
-        regs: Vec<libregistry::Registration>,
-        given: Vec<Pairs>,
-    ) -> PyResult<Py<PyAny>> {
-        let list = PyList::empty(py);
-        for (reg, pairs) in regs.into_iter().zip(given) {
-            list.append(Registration::new(reg, pairs))?;
+/// New registrations: one `Registration`, or a list of them; deregistered
+/// when nobody takes them.
+struct Registered {
+    regs: Vec<libregistry::Registration>,
+    one: bool,
+}
+
+impl Outcome for Registered {
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut made = Vec::with_capacity(self.regs.len());
+        for reg in self.regs {
+            made.push(Py::new(
+                py,
+                Registration {
+                    inner: Arc::new(reg),
+                },
+            )?);
         }
-        Ok(list.into_any().unbind())
+        if self.one {
+            if let Some(reg) = made.pop() {
+                return Ok(reg.into_any());
+            }
+        }
+        Ok(PyList::new(py, made)?.into_any().unbind())
+    }
+
+    fn abandon(self: Box<Self>) {
+        let _ = libregistry::spawn(async move {
+            for reg in self.regs {
+                let _ = reg.deregister().await;
+            }
+        });
     }
 }
 
 #[pymethods]
 impl Client {
-    /// Connects and grants the lease, blocking (GIL released) up to the
-    /// request timeout. Keywords: see `crate::options`.
-    #[new]
-    #[pyo3(signature = (**kwargs))]
-    fn new(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Client> {
-        let args = options::from_kwargs(py, kwargs)?;
-        let undo: Undo<libregistry::Client> = close_unwanted;
-        let inner = wait::block(py, libregistry::Client::connect(args.options), Some(undo))?;
-        Client::wrap(py, inner, args.on_event)
-    }
-
-    /// Connects without blocking: an asyncio future of a `Client`.
+    /// Connects (within the request timeout). Keywords as `Registry(...)`.
     #[staticmethod]
-    #[pyo3(signature = (**kwargs))]
-    fn connect_async(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
-        let args = options::from_kwargs(py, kwargs)?;
-        let on_event = args.on_event;
-        wait::start_async(
+    #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, request_timeout=None,
+        heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
+        user=None, password=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        py: Python<'_>,
+        endpoints: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        prefix: Option<&Bound<'_, PyAny>>,
+        request_timeout: Option<&Bound<'_, PyAny>>,
+        heal_deleted_keys: Option<&Bound<'_, PyAny>>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        ca_file: Option<&Bound<'_, PyAny>>,
+        cert_file: Option<&Bound<'_, PyAny>>,
+        key_file: Option<&Bound<'_, PyAny>>,
+        user: Option<&Bound<'_, PyAny>>,
+        password: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending> {
+        let options = options::to_options(
             py,
-            libregistry::Client::connect(args.options),
-            move |py, inner| Ok(Py::new(py, Client::wrap(py, inner, on_event)?)?.into_any()),
-        )
+            endpoints,
+            ttl,
+            prefix,
+            request_timeout,
+            heal_deleted_keys,
+            ca_file,
+            cert_file,
+            key_file,
+            user,
+            password,
+        )?;
+        let on_event = convert::callback_arg("on_event", on_event)?;
+        let connect = async move {
+            let inner = libregistry::Client::connect(options).await?;
+            Ok(Connected { inner, on_event })
+        };
+        Ok(Pending::new(connect, OnInterrupt::Finish))
     }
 
-    /// Registers one service; returns once etcd confirmed it.
+    /// Registers one service; done once etcd confirmed it.
     #[pyo3(signature = (name, addr, metadata=None))]
     fn register(
         &self,
@@ -119,87 +132,26 @@ impl Client {
         name: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         metadata: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Registration> {
-        let (service, pairs) = convert::service(py, name, addr, metadata)?;
-        let client = self.inner.clone();
-        let undo: Undo<Vec<libregistry::Registration>> = deregister_unwanted;
-        let mut regs = wait::block(
-            py,
-            async move { client.register_many(std::slice::from_ref(&service)).await },
-            Some(undo),
-        )?;
-        let reg = regs.pop().ok_or_else(|| {
-            errors::to_py(
-                py,
-                libregistry::Error::Etcd("no registration returned".into()),
-            )
-        })?;
-        Ok(Registration::new(reg, pairs))
-    }
-
-    /// `register` as an asyncio future.
-    #[pyo3(signature = (name, addr, metadata=None))]
-    fn register_async(
-        &self,
-        py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        addr: &Bound<'_, PyAny>,
-        metadata: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let (service, pairs) = convert::service(py, name, addr, metadata)?;
-        let client = self.inner.clone();
-        wait::start_async(
-            py,
-            async move { client.register(&service).await },
-            move |py, reg| Ok(Py::new(py, Registration::new(reg, pairs))?.into_any()),
-        )
+    ) -> PyResult<Pending> {
+        let service = convert::service(py, name, addr, metadata)?;
+        Ok(self.register_services(vec![service], true))
     }
 
     /// Registers many services at once, all or nothing.
-    fn register_many(&self, py: Python<'_>, services: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let (services, given): (Vec<_>, Vec<_>) =
-            convert::services(py, services)?.into_iter().unzip();
-        let client = self.inner.clone();
-        let undo: Undo<Vec<libregistry::Registration>> = deregister_unwanted;
-        let regs = wait::block(
-            py,
-            async move { client.register_many(&services).await },
-            Some(undo),
-        )?;
-        Client::registrations(py, regs, given)
-    }
-
-    /// `register_many` as an asyncio future.
-    fn register_many_async(
-        &self,
-        py: Python<'_>,
-        services: &Bound<'_, PyAny>,
-    ) -> PyResult<Py<PyAny>> {
-        let (services, given): (Vec<_>, Vec<_>) =
-            convert::services(py, services)?.into_iter().unzip();
-        let client = self.inner.clone();
-        wait::start_async(
-            py,
-            async move { client.register_many(&services).await },
-            move |py, regs| Client::registrations(py, regs, given),
-        )
+    fn register_many(&self, py: Python<'_>, services: &Bound<'_, PyAny>) -> PyResult<Pending> {
+        let services = convert::services(py, services)?;
+        Ok(self.register_services(services, false))
     }
 
     /// Reads every instance of service `name` once (`list[Instance]`, sorted by key).
-    fn discover<'py>(
-        &self,
-        py: Python<'py>,
-        name: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        discovery::discover(py, &self.inner, name)
+    fn discover(&self, name: &Bound<'_, PyAny>) -> PyResult<Pending> {
+        let name = convert::str_arg("name", name)?;
+        let client = self.inner.clone();
+        let read = async move { client.discover(&name).await.map(Found) };
+        Ok(Pending::new(read, OnInterrupt::Drop))
     }
 
-    /// `discover` as an asyncio future.
-    fn discover_async(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        discovery::discover_async(py, &self.inner, name)
-    }
-
-    /// Starts a watcher on service `name`; returns once its first list is read.
+    /// Starts a watcher on service `name`; done once its first list is read.
     #[pyo3(signature = (name, *, zone=None, region=None, env=None, deployment=None, round_robin=None, on_change=None))]
     #[allow(clippy::too_many_arguments)]
     fn watch(
@@ -212,77 +164,31 @@ impl Client {
         deployment: Option<&Bound<'_, PyAny>>,
         round_robin: Option<&Bound<'_, PyAny>>,
         on_change: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<discovery::Watcher> {
-        let args = WatchArgs::new(
-            py,
-            name,
-            zone,
-            region,
-            env,
-            deployment,
-            round_robin,
-            on_change,
-        )?;
-        discovery::watch(py, &self.inner, args)
-    }
-
-    /// `watch` as an asyncio future of a `Watcher`.
-    #[pyo3(signature = (name, *, zone=None, region=None, env=None, deployment=None, round_robin=None, on_change=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn watch_async(
-        &self,
-        py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        zone: Option<&Bound<'_, PyAny>>,
-        region: Option<&Bound<'_, PyAny>>,
-        env: Option<&Bound<'_, PyAny>>,
-        deployment: Option<&Bound<'_, PyAny>>,
-        round_robin: Option<&Bound<'_, PyAny>>,
-        on_change: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let args = WatchArgs::new(
-            py,
-            name,
-            zone,
-            region,
-            env,
-            deployment,
-            round_robin,
-            on_change,
-        )?;
-        discovery::watch_async(py, &self.inner, args)
+    ) -> PyResult<Pending> {
+        let args = WatchArgs {
+            name: convert::str_arg("name", name)?,
+            policy: convert::pick_policy(py, zone, region, env, deployment, round_robin)?,
+            on_change: convert::callback_arg("on_change", on_change)?,
+        };
+        Ok(discovery::watch(&self.inner, args))
     }
 
     /// Revokes the lease: every registration of this client vanishes at once.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.closed.store(true, Ordering::SeqCst);
+    fn close(&self) -> Pending {
         let client = self.inner.clone();
-        wait::block(py, async move { client.close().await }, None)
+        Pending::new(async move { client.close().await }, OnInterrupt::Finish)
     }
 
-    /// `close` as an asyncio future.
-    fn close_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.closed.store(true, Ordering::SeqCst);
-        let client = self.inner.clone();
-        wait::start_async(py, async move { client.close().await }, wait::to_none)
-    }
-
-    /// The lease currently held (`None` while healing or after close).
+    /// The lease currently held (`None` before the first registration, while healing or after close).
     #[getter]
     fn lease_id(&self) -> Option<i64> {
         self.inner.lease_id()
     }
 
-    /// The TTL etcd granted, in seconds.
-    #[getter]
-    fn granted_ttl(&self) -> u32 {
-        self.inner.granted_ttl_secs()
-    }
-
-    /// The TTL asked for, in seconds.
+    /// The lease TTL in seconds: as etcd granted it, or as asked for until the first registration.
     #[getter]
     fn ttl(&self) -> u32 {
-        self.inner.options().ttl_secs
+        self.inner.ttl_secs()
     }
 
     /// The etcd endpoints in use.
@@ -303,16 +209,10 @@ impl Client {
         self.inner.options().request_timeout.as_secs_f64()
     }
 
-    /// Whether keys deleted by someone else are put back.
-    #[getter]
-    fn heal_deleted_keys(&self) -> bool {
-        self.inner.options().heal_deleted_keys
-    }
-
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.inner.is_closed()
     }
 
     /// The key `name` at `addr` is (or would be) registered under.
@@ -323,17 +223,21 @@ impl Client {
         );
         Ok(self.inner.key_of(&service))
     }
+}
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Client(endpoints={:?}, prefix={:?}, lease_id={})",
-            self.inner.options().endpoints,
-            self.inner.options().prefix,
-            self.inner
-                .lease_id()
-                .map(|id| format!("{id:#x}"))
-                .unwrap_or_else(|| "None".into()),
-        )
+impl Client {
+    /// The core client (for the hidden benchmark helpers).
+    pub fn core(&self) -> &libregistry::Client {
+        &self.inner
+    }
+
+    fn register_services(&self, services: Vec<libregistry::Service>, one: bool) -> Pending {
+        let client = self.inner.clone();
+        let register = async move {
+            let regs = client.register_many(&services).await?;
+            Ok(Registered { regs, one })
+        };
+        Pending::new(register, OnInterrupt::Finish)
     }
 }
 
@@ -341,37 +245,6 @@ impl Client {
 #[pyclass(frozen, module = "libregistry._native")]
 pub struct Registration {
     inner: Arc<libregistry::Registration>,
-    metadata: Mutex<Pairs>,
-    deregistered: AtomicBool,
-}
-
-impl Registration {
-    fn new(inner: libregistry::Registration, metadata: Pairs) -> Registration {
-        Registration {
-            inner: Arc::new(inner),
-            metadata: Mutex::new(metadata),
-            deregistered: AtomicBool::new(false),
-        }
-    }
-
-    /// Deregisters in the background (a register whose caller went away).
-    pub fn abandon(&self) {
-        self.deregistered.store(true, Ordering::SeqCst);
-        let reg = self.inner.clone();
-        let _ = libregistry::spawn(async move {
-            let _ = reg.deregister().await;
-        });
-    }
-
-    fn merge(&self, changes: Pairs) {
-        let mut metadata = self.metadata.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, value) in changes {
-            match metadata.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => metadata.push((key, value)),
-            }
-        }
-    }
 }
 
 #[pymethods]
@@ -398,61 +271,31 @@ impl Registration {
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        for (key, value) in self
-            .metadata
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for (key, value) in self.inner.service().metadata() {
             dict.set_item(key, value)?;
         }
         Ok(dict)
     }
 
-    /// False once `deregister` was called.
+    /// False once `deregister` was called or the client closed.
     #[getter]
     fn registered(&self) -> bool {
-        !self.deregistered.load(Ordering::SeqCst)
+        self.inner.is_registered()
     }
 
     /// Changes metadata and rewrites the value in place.
-    fn update(&self, py: Python<'_>, changes: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn update(&self, changes: &Bound<'_, PyAny>) -> PyResult<Pending> {
         let pairs = convert::metadata_arg("changes", changes)?;
         let reg = self.inner.clone();
-        let sent = pairs.clone();
-        wait::block(py, async move { reg.update(sent).await }, None)?;
-        self.merge(pairs);
-        Ok(())
-    }
-
-    /// `update` as an asyncio future.
-    fn update_async(slf: &Bound<'_, Self>, changes: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let pairs = convert::metadata_arg("changes", changes)?;
-        let reg = slf.get().inner.clone();
-        let sent = pairs.clone();
-        let this = slf.clone().unbind();
-        wait::start_async(py, async move { reg.update(sent).await }, move |py, ()| {
-            this.get().merge(pairs);
-            Ok(py.None())
-        })
+        Ok(Pending::new(
+            async move { reg.update(pairs).await },
+            OnInterrupt::Finish,
+        ))
     }
 
     /// Deletes the key; calling it again does nothing.
-    fn deregister(&self, py: Python<'_>) -> PyResult<()> {
-        self.deregistered.store(true, Ordering::SeqCst);
+    fn deregister(&self) -> Pending {
         let reg = self.inner.clone();
-        wait::block(py, async move { reg.deregister().await }, None)
-    }
-
-    /// `deregister` as an asyncio future.
-    fn deregister_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.deregistered.store(true, Ordering::SeqCst);
-        let reg = self.inner.clone();
-        wait::start_async(py, async move { reg.deregister().await }, wait::to_none)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Registration(key={:?})", self.inner.key())
+        Pending::new(async move { reg.deregister().await }, OnInterrupt::Finish)
     }
 }

@@ -159,7 +159,7 @@ def propagation(etcd: Etcd, samples: int) -> bool:
 
         with libregistry.Registry(etcd.endpoint) as provider, libregistry.Registry(etcd.endpoint) as consumer:
             name = f"prop-{lane}"
-            core = _native.BenchWatch(consumer._native, name)
+            core = _native.BenchWatch(consumer._connected(), name)
             if lane == "iterate":
                 watcher = consumer.watch(name)
 

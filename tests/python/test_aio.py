@@ -19,10 +19,11 @@ def test_every_async_method(etcd: Etcd, prefix: str) -> None:
         assert not reg.connected and reg.lease_id is None and "not connected" in repr(reg)
         assert await reg.connect() is reg
         assert reg.connected and reg.ttl == 6 and reg.prefix == prefix and reg.endpoints == [etcd.endpoint]
-        assert reg.lease_id is not None and etcd.lease_alive(reg.lease_id)
+        assert reg.lease_id is None, "no lease before the first registration"
         assert reg.key_of("svc", "h:1") == f"{prefix}/svc/h:1"
 
         r = await reg.register("svc", "127.0.0.1:1", {"region": "r", "weight": 9})
+        assert reg.lease_id is not None and etcd.lease_alive(reg.lease_id)
         assert isinstance(r, AsyncRegistration)
         assert (r.key, r.name, r.addr, r.metadata) == (f"{prefix}/svc/127.0.0.1:1", "svc", "127.0.0.1:1", {"region": "r", "weight": "9"})
         assert '"weight":9' in etcd.get(r.key)[0]  # type: ignore[index]
@@ -162,8 +163,9 @@ def test_async_connect_errors_and_retry(etcd: Etcd) -> None:
 def test_async_calls_outside_a_running_loop_are_refused(etcd: Etcd, prefix: str) -> None:
     with libregistry.Registry(etcd.endpoint, prefix=prefix) as reg:
         native = reg._native
+        assert native is not None
         with pytest.raises(RuntimeError):
-            native.register_async("svc", "127.0.0.1:1")
+            native.register("svc", "127.0.0.1:1").future()
     wait_until(lambda: etcd.dump(prefix + "/") == {}, 2, "nothing registered")
 
 

@@ -56,6 +56,8 @@ def test_registry_properties_and_repr(etcd: Etcd, prefix: str) -> None:
         assert reg.prefix == prefix
         assert reg.ttl == 7
         assert reg.request_timeout == 3.0
+        assert reg.lease_id is None, "no lease before the first registration"
+        reg.register("svc", "127.0.0.1:1")
         assert isinstance(reg.lease_id, int) and reg.lease_id > 0
         assert etcd.lease_alive(reg.lease_id)
         assert not reg.closed
@@ -180,6 +182,7 @@ def test_a_raising_callback_is_logged_and_delivery_goes_on(
 def test_library_logs_reach_python_logging(etcd: Etcd, prefix: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="libregistry")
     with libregistry.Registry(etcd.endpoint, prefix=prefix) as reg:
+        reg.register("svc", "127.0.0.1:1")
         lease = reg.lease_id
     assert lease is not None
 

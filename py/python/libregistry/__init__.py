@@ -31,7 +31,7 @@ from ._events import (
     Restored,
     Unknown,
 )
-from ._native import (
+from ._errors import (
     AlreadyRegisteredError,
     ClosedError,
     ConflictError,
@@ -46,48 +46,16 @@ from ._native import (
     UnavailableError,
 )
 from ._native import CORE_VERSION as __version__
-from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, ServiceSpec
+from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, ServiceSpec
 from .aio import AsyncRegistration, AsyncRegistry, AsyncWatcher
 
 __all__ = [
-    "Registry",
-    "Registration",
-    "AsyncRegistry",
-    "AsyncRegistration",
-    "Instance",
-    "Watcher",
-    "AsyncWatcher",
-    "PickPolicy",
-    "Change",
-    "Added",
-    "Updated",
-    "Removed",
-    "ChangeCallback",
-    "aio",
-    "Endpoints",
-    "Metadata",
-    "PathLike",
-    "ServiceSpec",
-    "Event",
-    "Registered",
-    "LeaseLost",
-    "Restored",
-    "KeyRestored",
-    "Deregistered",
-    "Conflict",
-    "Closed",
-    "Unknown",
-    "RegistryError",
-    "InvalidArgumentError",
-    "UnavailableError",
-    "RequestTimeoutError",
-    "TlsError",
-    "PermissionDeniedError",
-    "AlreadyRegisteredError",
-    "NotRegisteredError",
-    "ConflictError",
-    "ClosedError",
-    "ForkedError",
-    "EtcdError",
+    "Registry", "Registration", "RegistryBase", "AsyncRegistry", "AsyncRegistration",
+    "Instance", "Watcher", "AsyncWatcher", "PickPolicy", "Change", "Added", "Updated", "Removed", "ChangeCallback",
+    "aio", "Endpoints", "Metadata", "PathLike", "ServiceSpec",
+    "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "Closed", "Unknown",
+    "RegistryError", "InvalidArgumentError", "UnavailableError", "RequestTimeoutError", "TlsError",
+    "PermissionDeniedError", "AlreadyRegisteredError", "NotRegisteredError", "ConflictError", "ClosedError",
+    "ForkedError", "EtcdError",
     "__version__",
-]
+]  # fmt: skip

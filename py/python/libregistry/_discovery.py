@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Type
 
-from . import _native
+from . import _errors, _native
 from ._native import Instance
 
 __all__ = ["Instance", "Change", "Added", "Updated", "Removed", "PickPolicy", "Watcher", "ChangeCallback"]
@@ -134,7 +134,7 @@ class WatcherBase:
     def __repr__(self) -> str:
         try:
             state = f"instances={len(self.instances())}"
-        except _native.RegistryError as e:  # closed, or made before fork()
+        except _errors.RegistryError as e:  # closed, or made before fork()
             state = type(e).__name__
         return f"{type(self).__name__}(name={self.name!r}, {state})"
 
@@ -155,7 +155,7 @@ class Watcher(WatcherBase):
         """The next change, waiting up to ``timeout`` seconds (``None``: no
         limit); ``None`` on timeout. Raises :class:`~libregistry.ClosedError`
         once closed, and ``RuntimeError`` when changes go to ``on_change``."""
-        got = self._native.next_change(timeout)
+        got = self._native.next_change(timeout).wait()
         return None if got is None else make_change(*got)
 
     def __iter__(self) -> Iterator[Change]:
@@ -163,8 +163,8 @@ class Watcher(WatcherBase):
 
     def __next__(self) -> Change:
         try:
-            got = self._native.next_change(None)
-        except _native.ClosedError:
+            got = self._native.next_change(None).wait()
+        except _errors.ClosedError:
             raise StopIteration from None
         assert got is not None  # no timeout
         return make_change(*got)
@@ -173,10 +173,7 @@ class Watcher(WatcherBase):
         return self
 
     def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         self.close()
 

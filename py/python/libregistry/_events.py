@@ -5,17 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Type
 
-__all__ = [
-    "Event",
-    "Registered",
-    "LeaseLost",
-    "Restored",
-    "KeyRestored",
-    "Deregistered",
-    "Conflict",
-    "Closed",
-    "Unknown",
-]
+__all__ = ["Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "Closed", "Unknown"]
 
 
 @dataclass(frozen=True)

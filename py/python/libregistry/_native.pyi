@@ -2,21 +2,12 @@
 # pure-Python package around it; these names may change without notice.
 
 import asyncio
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, final
+import os
+from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import final
 
 __all__ = [
-    "RegistryError",
-    "InvalidArgumentError",
-    "UnavailableError",
-    "RequestTimeoutError",
-    "TlsError",
-    "PermissionDeniedError",
-    "AlreadyRegisteredError",
-    "NotRegisteredError",
-    "ConflictError",
-    "ClosedError",
-    "ForkedError",
-    "EtcdError",
+    "Pending",
     "Client",
     "Registration",
     "Instance",
@@ -31,57 +22,39 @@ __all__ = [
 
 CORE_VERSION: str
 
-class RegistryError(Exception): ...
-
-class InvalidArgumentError(RegistryError, ValueError):
-    field: str
-    reason: str
-
-class UnavailableError(RegistryError): ...
-
-class RequestTimeoutError(RegistryError):
-    operation: str
-    after: float
-
-class TlsError(RegistryError): ...
-
-class PermissionDeniedError(RegistryError): ...
-
-class AlreadyRegisteredError(RegistryError):
-    key: str
-
-class NotRegisteredError(RegistryError):
-    key: str
-
-class ConflictError(RegistryError):
-    key: str
-    other_lease: int
-
-class ClosedError(RegistryError): ...
-
-class ForkedError(RegistryError):
-    created_in: int
-    now_in: int
-
-class EtcdError(RegistryError): ...
-
 _Endpoints = Union[str, Sequence[str]]
 _Metadata = Mapping[str, Union[str, int]]
 _Spec = Union[Tuple[str, str], Tuple[str, str, Optional[_Metadata]]]
+_Path = Union[str, "os.PathLike[str]"]
+_T = TypeVar("_T")
+
+@final
+class Pending(Generic[_T]):
+    """A call into the core, not started until waited for (once)."""
+
+    def wait(self) -> _T: ...
+    def future(self) -> asyncio.Future[_T]: ...
 
 @final
 class Client:
-    def __new__(cls, **kwargs: Any) -> Client: ...
     @staticmethod
-    def connect_async(**kwargs: Any) -> asyncio.Future[Client]: ...
-    def register(self, name: str, addr: str, metadata: Optional[_Metadata] = None) -> Registration: ...
-    def register_async(
-        self, name: str, addr: str, metadata: Optional[_Metadata] = None
-    ) -> asyncio.Future[Registration]: ...
-    def register_many(self, services: Iterable[_Spec]) -> List[Registration]: ...
-    def register_many_async(self, services: Iterable[_Spec]) -> asyncio.Future[List[Registration]]: ...
-    def discover(self, name: str) -> List[Instance]: ...
-    def discover_async(self, name: str) -> asyncio.Future[List[Instance]]: ...
+    def connect(
+        *,
+        endpoints: Optional[_Endpoints] = None,
+        ttl: Optional[int] = None,
+        prefix: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+        heal_deleted_keys: Optional[bool] = None,
+        on_event: Optional[Callable[[Any], object]] = None,
+        ca_file: Optional[_Path] = None,
+        cert_file: Optional[_Path] = None,
+        key_file: Optional[_Path] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+    ) -> Pending[Client]: ...
+    def register(self, name: str, addr: str, metadata: Optional[_Metadata] = None) -> Pending[Registration]: ...
+    def register_many(self, services: Iterable[_Spec]) -> Pending[List[Registration]]: ...
+    def discover(self, name: str) -> Pending[List[Instance]]: ...
     def watch(
         self,
         name: str,
@@ -92,25 +65,11 @@ class Client:
         deployment: Optional[str] = None,
         round_robin: Optional[bool] = None,
         on_change: Optional[Callable[[Any], object]] = None,
-    ) -> Watcher: ...
-    def watch_async(
-        self,
-        name: str,
-        *,
-        zone: Optional[str] = None,
-        region: Optional[str] = None,
-        env: Optional[str] = None,
-        deployment: Optional[str] = None,
-        round_robin: Optional[bool] = None,
-        on_change: Optional[Callable[[Any], object]] = None,
-    ) -> asyncio.Future[Watcher]: ...
-    def close(self) -> None: ...
-    def close_async(self) -> asyncio.Future[None]: ...
+    ) -> Pending[Watcher]: ...
+    def close(self) -> Pending[None]: ...
     def key_of(self, name: str, addr: str) -> str: ...
     @property
     def lease_id(self) -> Optional[int]: ...
-    @property
-    def granted_ttl(self) -> int: ...
     @property
     def ttl(self) -> int: ...
     @property
@@ -119,8 +78,6 @@ class Client:
     def prefix(self) -> str: ...
     @property
     def request_timeout(self) -> float: ...
-    @property
-    def heal_deleted_keys(self) -> bool: ...
     @property
     def closed(self) -> bool: ...
 
@@ -136,10 +93,8 @@ class Registration:
     def metadata(self) -> Dict[str, str]: ...
     @property
     def registered(self) -> bool: ...
-    def update(self, changes: _Metadata) -> None: ...
-    def update_async(self, changes: _Metadata) -> asyncio.Future[None]: ...
-    def deregister(self) -> None: ...
-    def deregister_async(self) -> asyncio.Future[None]: ...
+    def update(self, changes: _Metadata) -> Pending[None]: ...
+    def deregister(self) -> Pending[None]: ...
 
 _JsonValue = Union[str, int, float, bool, None, List[Any], Dict[str, Any]]
 
@@ -195,8 +150,6 @@ class Watcher:
     @property
     def closed(self) -> bool: ...
     @property
-    def has_callback(self) -> bool: ...
-    @property
     def squashed(self) -> int: ...
     def instances(self) -> List[Instance]: ...
     def pick(self) -> Optional[Instance]: ...
@@ -210,8 +163,7 @@ class Watcher:
         deployment: Optional[str] = None,
         round_robin: Optional[bool] = None,
     ) -> None: ...
-    def next_change(self, timeout: Optional[float] = None) -> Optional[Tuple[str, Instance]]: ...
-    def next_change_async(self) -> asyncio.Future[Tuple[str, Instance]]: ...
+    def next_change(self, timeout: Optional[float] = None) -> Pending[Optional[Tuple[str, Instance]]]: ...
     def close(self) -> None: ...
 
 def dispatch_next(timeout: float) -> Optional[Tuple[Any, ...]]: ...

@@ -1,16 +1,18 @@
-"""The blocking API: :class:`Registry` and :class:`Registration`."""
+"""The blocking API (:class:`Registry`, :class:`Registration`) and what the
+asyncio twins in :mod:`libregistry.aio` share with it: the options, declared
+once in :class:`RegistryBase`, and what a handle tells about itself."""
 
 from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from . import _dispatch, _native
 from ._discovery import ChangeCallback, Instance, Watcher
 from ._events import Event
 
-__all__ = ["Registry", "Registration", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
+__all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
 
 #: etcd endpoints: one URL, several comma-separated, or a list of URLs.
 Endpoints = Union[str, Sequence[str]]
@@ -55,7 +57,7 @@ class RegistrationInfo:
 
     @property
     def registered(self) -> bool:
-        """False once ``deregister`` was called."""
+        """False once ``deregister`` was called or the registry closed."""
         return self._native.registered
 
     def __repr__(self) -> str:
@@ -75,42 +77,39 @@ class Registration(RegistrationInfo):
     def update(self, changes: Metadata) -> None:
         """Changes metadata entries and rewrites the value in place (the key
         never disappears meanwhile). ``update({"weight": 0})`` drains."""
-        self._native.update(changes)
+        self._native.update(changes).wait()
 
     def deregister(self) -> None:
         """Deletes the key (confirmed by etcd) and stops healing it. Calling
         it again does nothing."""
-        self._native.deregister()
+        self._native.deregister().wait()
 
     def __enter__(self) -> Registration:
         return self
 
     def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         self.deregister()
 
 
-class Registry:
-    """A connection to etcd holding one lease, shared by all its
-    registrations, kept alive and healed in the background until closed.
-
-    Connecting blocks (with the GIL released) until etcd granted the lease,
-    at most ``request_timeout``.
+class RegistryBase:
+    """What :class:`Registry` and :class:`~libregistry.aio.AsyncRegistry`
+    share: their options and what they tell about themselves.
 
     :param endpoints: etcd URLs; ``None``: ``REGISTRY_ENDPOINTS``, else
         ``http://127.0.0.1:2379``.
     :param ttl: lease TTL in seconds, at least 2; ``None``: ``REGISTRY_TTL``,
-        else 10.
+        else 10. The lease is granted with the first registration: a
+        registry that only discovers and watches holds none.
     :param prefix: key prefix (empty, or ``/a/b``); ``None``: ``REGISTRY_PREFIX``.
     :param request_timeout: deadline of each request to etcd, in seconds
         (default 5).
     :param heal_deleted_keys: put back keys deleted by someone else (default yes).
     :param on_event: called with each :class:`~libregistry.Event` of this
-        Registry, in order, on the ``libregistry-dispatch`` thread.
+        registry, in order, on the ``libregistry-dispatch`` thread (for an
+        ``AsyncRegistry``: in the event loop that connected; it may be a
+        coroutine function).
     :param ca_file: PEM file of the CA that signed etcd's certificate, for
         ``https://`` endpoints; ``None``: ``REGISTRY_CA_FILE``.
     :param cert_file: client certificate (PEM) for mutual TLS; ``None``:
@@ -120,7 +119,7 @@ class Registry:
     :param password: its password; ``None``: ``REGISTRY_PASSWORD``. Never logged.
     """
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "_options")
 
     def __init__(
         self,
@@ -130,15 +129,16 @@ class Registry:
         prefix: Optional[str] = None,
         request_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
-        on_event: Optional[Callable[[Event], object]] = None,
+        on_event: Optional[Callable[[Event], Any]] = None,
         ca_file: Optional[PathLike] = None,
         cert_file: Optional[PathLike] = None,
         key_file: Optional[PathLike] = None,
         user: Optional[str] = None,
         password: Optional[str] = None,
     ) -> None:
-        _dispatch.ensure_running()
-        self._native = _native.Client(
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable or None, not {type(on_event).__name__}")
+        self._options: Dict[str, Any] = dict(
             endpoints=endpoints,
             ttl=ttl,
             prefix=prefix,
@@ -151,25 +151,91 @@ class Registry:
             user=user,
             password=password,
         )
+        self._native: Optional[_native.Client] = None
+        self._start()
 
-    def register(
-        self, name: str, addr: str, metadata: Optional[Metadata] = None
-    ) -> Registration:
+    def _start(self) -> None:
+        """Connects now (blocking) or later (asyncio)."""
+
+    def _connected(self) -> _native.Client:
+        if self._native is None:
+            raise RuntimeError(f"{type(self).__name__} is not connected yet: await connect() first")
+        return self._native
+
+    def key_of(self, name: str, addr: str) -> str:
+        """The etcd key service ``name`` at ``addr`` is registered under."""
+        return self._connected().key_of(name, addr)
+
+    @property
+    def lease_id(self) -> Optional[int]:
+        """The lease currently held (``None`` before the first registration,
+        while healing, after close)."""
+        return None if self._native is None else self._native.lease_id
+
+    @property
+    def ttl(self) -> int:
+        """The lease TTL in seconds: as etcd granted it, or as asked for
+        until the first registration."""
+        return self._connected().ttl
+
+    @property
+    def endpoints(self) -> List[str]:
+        """The etcd endpoints in use."""
+        return self._connected().endpoints
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix (empty or ``/...``)."""
+        return self._connected().prefix
+
+    @property
+    def request_timeout(self) -> float:
+        """The deadline of each request to etcd, in seconds."""
+        return self._connected().request_timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._native is not None and self._native.closed
+
+    def __repr__(self) -> str:
+        if self._native is None:
+            return f"{type(self).__name__}(not connected)"
+        lease = "None" if self.lease_id is None else hex(self.lease_id)
+        return f"{type(self).__name__}(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={lease})"
+
+
+class Registry(RegistryBase):
+    """A connection to etcd holding one lease, shared by all its
+    registrations, kept alive and healed in the background until closed.
+    Takes the options of :class:`RegistryBase`.
+
+    Connecting blocks (with the GIL released) until etcd answered, at most
+    ``request_timeout``.
+    """
+
+    __slots__ = ()
+
+    def _start(self) -> None:
+        _dispatch.ensure_running()
+        self._native = _native.Client.connect(**self._options).wait()
+
+    def register(self, name: str, addr: str, metadata: Optional[Metadata] = None) -> Registration:
         """Registers service ``name`` at ``addr`` (``host:port``) with
         ``metadata``; returns once etcd confirmed it. Interrupted (Ctrl-C),
         it leaves nothing registered."""
-        return Registration(self._native.register(name, addr, metadata))
+        return Registration(self._connected().register(name, addr, metadata).wait())
 
     def register_many(self, services: Iterable[ServiceSpec]) -> List[Registration]:
         """Registers ``(name, addr)`` or ``(name, addr, metadata)`` entries at
         once, in transactions of at most 128 operations: all or nothing."""
-        return [Registration(r) for r in self._native.register_many(services)]
+        return [Registration(r) for r in self._connected().register_many(services).wait()]
 
     def discover(self, name: str) -> List[Instance]:
         """Every instance of service ``name``, read once from etcd, sorted by
         key: the keys under ``{prefix}/{name}/`` (so ``foo`` never sees
         ``foo_other``). Values that are not instances are skipped with a log line."""
-        return self._native.discover(name)
+        return self._connected().discover(name).wait()
 
     def watch(
         self,
@@ -198,69 +264,19 @@ class Registry:
         """
         if on_change is not None:
             _dispatch.ensure_running()
-        return Watcher(
-            self._native.watch(
-                name,
-                zone=zone,
-                region=region,
-                env=env,
-                deployment=deployment,
-                round_robin=round_robin,
-                on_change=on_change,
-            )
-        )
+        policy: Dict[str, Any] = dict(zone=zone, region=region, env=env, deployment=deployment, round_robin=round_robin)
+        return Watcher(self._connected().watch(name, **policy, on_change=on_change).wait())
 
     def close(self) -> None:
         """Revokes the lease: every registration of this Registry vanishes at
         once. Bounded (about 2 s) even when etcd is down; calling it again
         does nothing. Watchers it made keep running until closed themselves."""
-        self._native.close()
-
-    def key_of(self, name: str, addr: str) -> str:
-        """The etcd key service ``name`` at ``addr`` is registered under."""
-        return self._native.key_of(name, addr)
-
-    @property
-    def lease_id(self) -> Optional[int]:
-        """The lease currently held (``None`` while healing or after close)."""
-        return self._native.lease_id
-
-    @property
-    def ttl(self) -> int:
-        """The lease TTL etcd granted, in seconds."""
-        return self._native.granted_ttl
-
-    @property
-    def endpoints(self) -> List[str]:
-        """The etcd endpoints in use."""
-        return self._native.endpoints
-
-    @property
-    def prefix(self) -> str:
-        """The key prefix (empty or ``/...``)."""
-        return self._native.prefix
-
-    @property
-    def request_timeout(self) -> float:
-        """The deadline of each request to etcd, in seconds."""
-        return self._native.request_timeout
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._native.closed
+        self._connected().close().wait()
 
     def __enter__(self) -> Registry:
         return self
 
     def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        lease = "None" if self.lease_id is None else hex(self.lease_id)
-        return f"Registry(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={lease})"

@@ -14,10 +14,10 @@ import inspect
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Optional, Type, TypeVar
 
-from . import _dispatch, _native
+from . import _dispatch, _errors, _native
 from ._discovery import Change, ChangeCallback, Instance, WatcherBase, make_change
 from ._events import Event
-from ._registry import Endpoints, Metadata, PathLike, RegistrationInfo, ServiceSpec
+from ._registry import Metadata, RegistrationInfo, RegistryBase, ServiceSpec
 
 __all__ = ["AsyncRegistry", "AsyncRegistration", "AsyncWatcher"]
 
@@ -32,20 +32,17 @@ class AsyncRegistration(RegistrationInfo):
 
     async def update(self, changes: Metadata) -> None:
         """Changes metadata entries and rewrites the value in place."""
-        await self._native.update_async(changes)
+        await self._native.update(changes).future()
 
     async def deregister(self) -> None:
         """Deletes the key; calling it again does nothing."""
-        await self._native.deregister_async()
+        await self._native.deregister().future()
 
     async def __aenter__(self) -> AsyncRegistration:
         return self
 
     async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         await self.deregister()
 
@@ -87,7 +84,7 @@ class AsyncWatcher(WatcherBase):
     async def _next(self) -> Change:
         async with self._lock:
             if self._pending is None:
-                self._pending = self._native.next_change_async()
+                self._pending = self._native.next_change(None).future()
             # Shielded: cancelling the awaiter leaves the change to the next wait.
             got = await asyncio.shield(self._pending)
             self._pending = None
@@ -111,7 +108,7 @@ class AsyncWatcher(WatcherBase):
     async def __anext__(self) -> Change:
         try:
             return await self.next_change()  # type: ignore[return-value]  # no timeout: never None
-        except _native.ClosedError:
+        except _errors.ClosedError:
             raise StopAsyncIteration from None
 
     def close(self) -> None:
@@ -126,61 +123,27 @@ class AsyncWatcher(WatcherBase):
         return self
 
     async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         self.close()
 
 
-class AsyncRegistry:
-    """asyncio twin of :class:`libregistry.Registry`, with the same
-    arguments (TLS and credentials included). Creating it does no I/O: ``await registry.connect()`` or
-    ``async with AsyncRegistry(...) as registry`` connects (and the first
-    ``register`` connects if neither was done).
-
-    ``on_event`` is called in the event loop that connected; it may be a
-    coroutine function.
+class AsyncRegistry(RegistryBase):
+    """asyncio twin of :class:`libregistry.Registry`, with the same options
+    (:class:`~libregistry.RegistryBase`). Creating it does no I/O:
+    ``await registry.connect()`` or ``async with AsyncRegistry(...) as
+    registry`` connects (and the first call that needs etcd connects if
+    neither was done). ``on_event`` is called in the event loop that
+    connected; it may be a coroutine function.
     """
 
-    __slots__ = ("_options", "_on_event", "_native", "_connecting")
+    __slots__ = ("_connecting",)
 
-    def __init__(
-        self,
-        endpoints: Optional[Endpoints] = None,
-        ttl: Optional[int] = None,
-        *,
-        prefix: Optional[str] = None,
-        request_timeout: Optional[float] = None,
-        heal_deleted_keys: Optional[bool] = None,
-        on_event: Optional[Callable[[Event], Any]] = None,
-        ca_file: Optional[PathLike] = None,
-        cert_file: Optional[PathLike] = None,
-        key_file: Optional[PathLike] = None,
-        user: Optional[str] = None,
-        password: Optional[str] = None,
-    ) -> None:
-        if on_event is not None and not callable(on_event):
-            raise TypeError(f"on_event must be callable or None, not {type(on_event).__name__}")
-        self._options: Dict[str, Any] = {
-            "endpoints": endpoints,
-            "ttl": ttl,
-            "prefix": prefix,
-            "request_timeout": request_timeout,
-            "heal_deleted_keys": heal_deleted_keys,
-            "ca_file": ca_file,
-            "cert_file": cert_file,
-            "key_file": key_file,
-            "user": user,
-            "password": password,
-        }
-        self._on_event = on_event
-        self._native: Optional[_native.Client] = None
+    def _start(self) -> None:
         self._connecting: Optional[asyncio.Future[_native.Client]] = None
 
     async def connect(self) -> AsyncRegistry:
-        """Connects and grants the lease (once); returns ``self``."""
+        """Connects (once); returns ``self``."""
         await self._client()
         return self
 
@@ -188,11 +151,11 @@ class AsyncRegistry:
         if self._native is not None:
             return self._native
         if self._connecting is None:
-            loop = asyncio.get_running_loop()
-            callback = None if self._on_event is None else _in_loop(loop, self._on_event)
-            if callback is not None:
+            options = dict(self._options)
+            if options["on_event"] is not None:
+                options["on_event"] = _in_loop(asyncio.get_running_loop(), options["on_event"])
                 _dispatch.ensure_running()
-            self._connecting = _native.Client.connect_async(**self._options, on_event=callback)
+            self._connecting = _native.Client.connect(**options).future()
         connecting = self._connecting
         try:
             # Shielded: one caller's cancellation must not cancel the others' connect.
@@ -203,22 +166,20 @@ class AsyncRegistry:
             raise
         return self._native
 
-    async def register(
-        self, name: str, addr: str, metadata: Optional[Metadata] = None
-    ) -> AsyncRegistration:
+    async def register(self, name: str, addr: str, metadata: Optional[Metadata] = None) -> AsyncRegistration:
         """Registers service ``name`` at ``addr``; see :meth:`libregistry.Registry.register`."""
         client = await self._client()
-        return AsyncRegistration(await client.register_async(name, addr, metadata))
+        return AsyncRegistration(await client.register(name, addr, metadata).future())
 
     async def register_many(self, services: Iterable[ServiceSpec]) -> List[AsyncRegistration]:
         """Registers many services at once, all or nothing."""
         client = await self._client()
-        return [AsyncRegistration(r) for r in await client.register_many_async(services)]
+        return [AsyncRegistration(r) for r in await client.register_many(services).future()]
 
     async def discover(self, name: str) -> List[Instance]:
         """Every instance of service ``name``, read once; see :meth:`libregistry.Registry.discover`."""
         client = await self._client()
-        return await client.discover_async(name)
+        return await client.discover(name).future()
 
     async def watch(
         self,
@@ -242,16 +203,8 @@ class AsyncRegistry:
         if on_change is not None:
             callback = _in_loop(asyncio.get_running_loop(), on_change)
             _dispatch.ensure_running()
-        native = await client.watch_async(
-            name,
-            zone=zone,
-            region=region,
-            env=env,
-            deployment=deployment,
-            round_robin=round_robin,
-            on_change=callback,
-        )
-        return AsyncWatcher(native)
+        policy: Dict[str, Any] = dict(zone=zone, region=region, env=env, deployment=deployment, round_robin=round_robin)
+        return AsyncWatcher(await client.watch(name, **policy, on_change=callback).future())
 
     async def close(self) -> None:
         """Revokes the lease: every registration vanishes at once. Does
@@ -262,61 +215,17 @@ class AsyncRegistry:
             except Exception:
                 return
         if self._native is not None:
-            await self._native.close_async()
-
-    def key_of(self, name: str, addr: str) -> str:
-        """The etcd key service ``name`` at ``addr`` is registered under
-        (needs a connected registry: the prefix may come from the environment)."""
-        return self._connected().key_of(name, addr)
-
-    def _connected(self) -> _native.Client:
-        if self._native is None:
-            raise RuntimeError("AsyncRegistry is not connected yet: await connect() first")
-        return self._native
+            await self._native.close().future()
 
     @property
     def connected(self) -> bool:
-        """Whether the lease was granted (``connect`` finished)."""
+        """Whether ``connect`` finished."""
         return self._native is not None
-
-    @property
-    def lease_id(self) -> Optional[int]:
-        """The lease currently held (``None`` before connecting, while healing, after close)."""
-        return None if self._native is None else self._native.lease_id
-
-    @property
-    def ttl(self) -> int:
-        """The lease TTL etcd granted, in seconds."""
-        return self._connected().granted_ttl
-
-    @property
-    def endpoints(self) -> List[str]:
-        """The etcd endpoints in use."""
-        return self._connected().endpoints
-
-    @property
-    def prefix(self) -> str:
-        """The key prefix."""
-        return self._connected().prefix
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._native is not None and self._native.closed
 
     async def __aenter__(self) -> AsyncRegistry:
         return await self.connect()
 
     async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        if self._native is None:
-            return "AsyncRegistry(not connected)"
-        lease = "None" if self.lease_id is None else hex(self.lease_id)
-        return f"AsyncRegistry(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={lease})"

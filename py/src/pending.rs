@@ -1,0 +1,227 @@
+//! `Pending`: a call into the core that has not run yet, waited for one of
+//! two ways. Every native method that talks to etcd returns one, so each
+//! operation is written once for the blocking and the asyncio API:
+//!
+//! - `wait()`: the calling Python thread drives the call with the GIL
+//!   released, in slices of the core's [`libregistry::blocking::poll_for`],
+//!   checking for signals (Ctrl-C) between them. An interrupted call either
+//!   finishes in the background with its outcome undone (a registration is
+//!   deregistered, a client closed) or is dropped (a wait for a change,
+//!   which loses nothing), as its maker chose.
+//! - `future()`: an asyncio future of the running loop. The call runs on the
+//!   library runtime; a completer thread of ours (never the runtime's
+//!   thread, which must not wait for the GIL) hands the outcome to the loop
+//!   with `call_soon_threadsafe`, where it becomes the future's result, or
+//!   is undone when the future was cancelled meanwhile.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
+
+use crate::errors;
+
+/// How long the GIL stays released before signals are checked again.
+const SIGNAL_CHECK_SLICE: Duration = Duration::from_millis(50);
+
+/// What a finished call gives Python, or undoes when nobody takes it.
+pub trait Outcome: Send + 'static {
+    /// The Python value of the outcome.
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>>;
+    /// Undoes the outcome nobody will see (the caller went away).
+    fn abandon(self: Box<Self>) {}
+}
+
+impl Outcome for () {
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(py.None())
+    }
+}
+
+type Call = Pin<Box<dyn Future<Output = libregistry::Result<Box<dyn Outcome>>> + Send>>;
+
+/// What becomes of a blocking wait interrupted by a signal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// The call goes on in the background; its outcome is abandoned.
+    Finish,
+    /// The call is dropped (safe for waits that take nothing until they return).
+    Drop,
+}
+
+/// A call into the core, not started until waited for (once).
+#[pyclass(frozen, module = "libregistry._native")]
+pub struct Pending {
+    call: Mutex<Option<Call>>,
+    on_interrupt: OnInterrupt,
+}
+
+impl Pending {
+    /// A call whose outcome is `fut`'s.
+    pub fn new<T, F>(fut: F, on_interrupt: OnInterrupt) -> Pending
+    where
+        T: Outcome,
+        F: Future<Output = libregistry::Result<T>> + Send + 'static,
+    {
+        let call: Call =
+            Box::pin(async move { fut.await.map(|t| Box::new(t) as Box<dyn Outcome>) });
+        Pending {
+            call: Mutex::new(Some(call)),
+            on_interrupt,
+        }
+    }
+
+    fn take(&self) -> PyResult<Call> {
+        self.call
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this call was already waited for"))
+    }
+}
+
+#[pymethods]
+impl Pending {
+    /// Runs the call to its end with the GIL released; Ctrl-C raises at once.
+    fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut call = self.take()?;
+        loop {
+            let step = py.detach(|| libregistry::blocking::poll_for(&mut call, SIGNAL_CHECK_SLICE));
+            match step {
+                Err(e) => return Err(errors::to_py(py, e)),
+                Ok(Some(Ok(outcome))) => return outcome.into_py(py),
+                Ok(Some(Err(e))) => return Err(errors::to_py(py, e)),
+                Ok(None) => {}
+            }
+            if let Err(signal_raised) = py.check_signals() {
+                if self.on_interrupt == OnInterrupt::Finish {
+                    let _ = libregistry::spawn(async move {
+                        if let Ok(outcome) = call.await {
+                            outcome.abandon();
+                        }
+                    });
+                }
+                return Err(signal_raised);
+            }
+        }
+    }
+
+    /// Starts the call and returns an asyncio future of the running loop
+    /// (`RuntimeError` outside one, and then nothing is started).
+    fn future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+        let future = event_loop.call_method0("create_future")?;
+        let tx = completer()?;
+        let call = self.take()?;
+        let done_loop = event_loop.unbind();
+        let done_future = future.clone().unbind();
+        libregistry::spawn(async move {
+            let outcome = call.await;
+            // A failed send means the process is going away; nothing to resolve.
+            let _ = tx.send(Completion {
+                event_loop: done_loop,
+                future: done_future,
+                outcome,
+            });
+        })
+        .map_err(|e| errors::to_py(py, e))?;
+        Ok(future.unbind())
+    }
+}
+
+/// An outcome on its way to an asyncio future.
+struct Completion {
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    outcome: libregistry::Result<Box<dyn Outcome>>,
+}
+
+/// The completer thread's queue; rebuilt in a forked child, where the
+/// parent's thread does not exist.
+static COMPLETER: Mutex<Option<(u32, mpsc::Sender<Completion>)>> = Mutex::new(None);
+
+fn completer() -> PyResult<mpsc::Sender<Completion>> {
+    let pid = std::process::id();
+    let mut slot = COMPLETER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, tx)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(tx.clone());
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Completion>();
+    std::thread::Builder::new()
+        .name("libregistry-asyncio".into())
+        .spawn(move || {
+            for done in rx {
+                // Not once the interpreter is shutting down: nobody awaits then.
+                if Python::try_attach(|py| deliver(py, done)).is_none() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the asyncio completer: {e}")))?;
+    if let Some(old) = slot.replace((pid, tx.clone())) {
+        std::mem::forget(old); // a parent's sender: its thread is gone
+    }
+    Ok(tx)
+}
+
+/// Schedules the outcome into its loop: it becomes the future's result or
+/// exception there, or is abandoned when the future is already done
+/// (cancelled) or the loop is closed.
+fn deliver(py: Python<'_>, done: Completion) {
+    let Completion {
+        event_loop,
+        future,
+        outcome,
+    } = done;
+    let slot = Arc::new(Mutex::new(Some(outcome)));
+    let in_loop = slot.clone();
+    let resolve = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
+        let future = args.get_item(0)?;
+        let Some(outcome) = take(&in_loop) else {
+            return Ok(());
+        };
+        if future.call_method0("done")?.is_truthy()? {
+            abandon(outcome);
+            return Ok(());
+        }
+        let py = future.py();
+        match outcome
+            .map_err(|e| errors::to_py(py, e))
+            .and_then(|o| o.into_py(py))
+        {
+            Ok(value) => future.call_method1("set_result", (value,))?,
+            Err(err) => future.call_method1("set_exception", (err.into_value(py),))?,
+        };
+        Ok::<(), PyErr>(())
+    });
+    let scheduled = resolve.and_then(|resolve| {
+        event_loop
+            .bind(py)
+            .call_method1("call_soon_threadsafe", (resolve, future.bind(py)))
+    });
+    if scheduled.is_err() {
+        // The loop is closed: nobody will ever read this outcome.
+        if let Some(outcome) = take(&slot) {
+            abandon(outcome);
+        }
+    }
+}
+
+type Slot = Arc<Mutex<Option<libregistry::Result<Box<dyn Outcome>>>>>;
+
+fn take(slot: &Slot) -> Option<libregistry::Result<Box<dyn Outcome>>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+fn abandon(outcome: libregistry::Result<Box<dyn Outcome>>) {
+    if let Ok(outcome) = outcome {
+        outcome.abandon();
+    }
+}
