@@ -16,7 +16,6 @@ mod dispatch;
 mod errors;
 mod instance;
 mod logs;
-mod options;
 mod pending;
 mod registry;
 

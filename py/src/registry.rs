@@ -3,18 +3,19 @@
 //! call that talks to etcd returns a [`Pending`], waited for by the blocking
 //! API (`wait()`) or the asyncio one (`future()`). The pure-Python classes
 //! in `libregistry` (`Registry`, `AsyncRegistry`, ...) are built on these.
+//! The options of `connect` are declared here once, and converted below.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyList};
 
 use crate::convert;
 use crate::discovery::{self, WatchArgs};
 use crate::dispatch;
 use crate::errors;
 use crate::instance::Found;
-use crate::options;
 use crate::pending::{OnInterrupt, Outcome, Pending};
 
 /// A connection to etcd; its lease comes with the first registration (the core's `Client`).
@@ -103,7 +104,7 @@ impl Client {
         user: Option<&Bound<'_, PyAny>>,
         password: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Pending> {
-        let options = options::to_options(
+        let options = to_options(
             py,
             endpoints,
             ttl,
@@ -297,5 +298,74 @@ impl Registration {
     fn deregister(&self) -> Pending {
         let reg = self.inner.clone();
         Pending::new(async move { reg.deregister().await }, OnInterrupt::Finish)
+    }
+}
+
+/// A file path: `str` or `os.PathLike`.
+fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    value
+        .extract::<PathBuf>()
+        .map_err(|_| convert::wrong_type(field, "a str or os.PathLike path", value))
+}
+
+/// `Some(value)` unless absent or `None`.
+fn given<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+    value.filter(|v| !v.is_none())
+}
+
+/// Checks each option's type and builds the core's options (whose values
+/// the core checks when connecting).
+#[allow(clippy::too_many_arguments)]
+pub fn to_options(
+    py: Python<'_>,
+    endpoints: Option<&Bound<'_, PyAny>>,
+    ttl: Option<&Bound<'_, PyAny>>,
+    prefix: Option<&Bound<'_, PyAny>>,
+    request_timeout: Option<&Bound<'_, PyAny>>,
+    heal_deleted_keys: Option<&Bound<'_, PyAny>>,
+    ca_file: Option<&Bound<'_, PyAny>>,
+    cert_file: Option<&Bound<'_, PyAny>>,
+    key_file: Option<&Bound<'_, PyAny>>,
+    user: Option<&Bound<'_, PyAny>>,
+    password: Option<&Bound<'_, PyAny>>,
+) -> PyResult<libregistry::Options> {
+    let mut options = libregistry::Options::new();
+    if let Some(v) = given(endpoints) {
+        options = convert::endpoints_arg(options, v)?;
+    }
+    if let Some(v) = given(ttl) {
+        options = options.ttl_secs(convert::u32_arg("ttl", v)?);
+    }
+    if let Some(v) = given(prefix) {
+        options = options.prefix(convert::str_arg("prefix", v)?);
+    }
+    if let Some(v) = given(request_timeout) {
+        options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
+    }
+    if let Some(v) = given(heal_deleted_keys) {
+        let heal = v
+            .cast::<PyBool>()
+            .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
+        options = options.heal_deleted_keys(heal.is_true());
+    }
+    let path = |field: &str, v: Option<&Bound<'_, PyAny>>| {
+        given(v).map(|v| path_arg(field, v)).transpose()
+    };
+    let tls = libregistry::TlsFiles {
+        ca_file: path("ca_file", ca_file)?,
+        cert_file: path("cert_file", cert_file)?,
+        key_file: path("key_file", key_file)?,
+    };
+    if tls != libregistry::TlsFiles::default() {
+        options = options.tls(tls);
+    }
+    let text = |field: &str, v: Option<&Bound<'_, PyAny>>| {
+        given(v).map(|v| convert::str_arg(field, v)).transpose()
+    };
+    match (text("user", user)?, text("password", password)?) {
+        (Some(user), Some(password)) => Ok(options.credentials(user, password)),
+        (None, None) => Ok(options),
+        (Some(_), None) => Err(errors::invalid(py, "password", "user is given without it")),
+        (None, Some(_)) => Err(errors::invalid(py, "user", "password is given without it")),
     }
 }
