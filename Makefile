@@ -26,6 +26,7 @@ test: setup lint test-35 test-34 soak-short fuzz
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 scripts/check-import-cycles.py
 
 test-35:
 	@echo "== tests against etcd $$($(ETCD35) --version | head -n1)"
