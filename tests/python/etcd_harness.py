@@ -324,6 +324,10 @@ class Etcd:
     def grant(self, ttl: int) -> int:
         return int(self.call("/v3/lease/grant", {"TTL": ttl})["ID"])
 
+    def leases(self) -> List[int]:
+        """Every lease etcd holds."""
+        return [int(lease["ID"]) for lease in self.call("/v3/lease/leases", {}).get("leases", [])]
+
     def lease_alive(self, lease: int) -> bool:
         answer = self.call("/v3/lease/timetolive", {"ID": str(lease)})
         return int(answer.get("TTL", -1)) > 0

@@ -101,6 +101,18 @@ def test_discover_reads_instances_with_the_seeds_fields(reg: libregistry.Registr
     assert reg.discover("nobody") == []
 
 
+def test_a_consumer_only_registry_holds_no_lease(own_etcd: Etcd) -> None:
+    with libregistry.Registry(own_etcd.endpoint) as provider:
+        provider.register("svc", "127.0.0.1:1")
+        held = own_etcd.leases()
+        with libregistry.Registry(own_etcd.endpoint) as consumer, consumer.watch("svc") as watcher:
+            assert [i.addr for i in consumer.discover("svc")] == ["127.0.0.1:1"]
+            assert [i.addr for i in watcher.instances()] == ["127.0.0.1:1"]
+            assert consumer.lease_id is None and own_etcd.leases() == held == [provider.lease_id]
+            consumer.register("svc", "127.0.0.1:2")
+            assert consumer.lease_id is not None and sorted(own_etcd.leases()) == sorted(held + [consumer.lease_id])
+
+
 def test_foo_and_foo_other_stay_apart(reg: libregistry.Registry) -> None:
     for name in ("foo", "foo_other", "foo.bar", "fo", "foo-1"):
         reg.register(name, "127.0.0.1:1")
