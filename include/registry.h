@@ -292,8 +292,9 @@ enum registry_status registry_client_close(const struct registry_client *client)
 void registry_client_free(struct registry_client *client);
 
 /**
- * Writes the current lease ID to `*lease_out` (0 while the client is
- * healing after a lost lease, or closed). Thread-safe.
+ * Writes the current lease ID to `*lease_out` (0 before the client's first
+ * registration, while it is healing after a lost lease, or closed).
+ * Thread-safe.
  *
  * # Safety
  * `client` a live `registry_client`; `lease_out` writable.
@@ -301,7 +302,8 @@ void registry_client_free(struct registry_client *client);
 enum registry_status registry_client_lease_id(const struct registry_client *client, int64_t *lease_out);
 
 /**
- * Writes the TTL etcd granted for the lease, in seconds, to `*ttl_out`. Thread-safe.
+ * Writes the TTL etcd granted for the lease, in seconds, to `*ttl_out` (0
+ * before the client's first registration). Thread-safe.
  *
  * # Safety
  * `client` a live `registry_client`; `ttl_out` writable.

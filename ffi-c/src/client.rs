@@ -88,8 +88,9 @@ pub unsafe extern "C" fn registry_client_free(client: *mut registry_client) {
     });
 }
 
-/// Writes the current lease ID to `*lease_out` (0 while the client is
-/// healing after a lost lease, or closed). Thread-safe.
+/// Writes the current lease ID to `*lease_out` (0 before the client's first
+/// registration, while it is healing after a lost lease, or closed).
+/// Thread-safe.
 ///
 /// # Safety
 /// `client` a live `registry_client`; `lease_out` writable.
@@ -108,7 +109,8 @@ pub unsafe extern "C" fn registry_client_lease_id(
     })
 }
 
-/// Writes the TTL etcd granted for the lease, in seconds, to `*ttl_out`. Thread-safe.
+/// Writes the TTL etcd granted for the lease, in seconds, to `*ttl_out` (0
+/// before the client's first registration). Thread-safe.
 ///
 /// # Safety
 /// `client` a live `registry_client`; `ttl_out` writable.

@@ -165,11 +165,11 @@ static void client_functions(void) {
   CHECK_STATUS(registry_client_lease_id(NULL, &lease), INV, "client");
   CHECK_STATUS(registry_client_lease_id(client, NULL), INV, "lease_out");
   CHECK_OK(registry_client_lease_id(client, &lease));
-  CHECK(lease != 0);
+  CHECK(lease == 0); /* no lease before the first registration */
   CHECK_STATUS(registry_client_granted_ttl(NULL, &ttl), INV, "client");
   CHECK_STATUS(registry_client_granted_ttl(client, NULL), INV, "ttl_out");
   CHECK_OK(registry_client_granted_ttl(client, &ttl));
-  CHECK(ttl >= 2);
+  CHECK(ttl == 0);
   CHECK_STATUS(registry_client_set_event_callback(NULL, NULL, NULL), INV, "client");
   CHECK_STATUS(registry_client_set_event_callback(client, NULL, NULL), INV, "callback");
 
@@ -197,6 +197,10 @@ static void client_functions(void) {
 
   CHECK_OK(registry_register(client, svc, &reg));
   CHECK(reg != NULL);
+  CHECK_OK(registry_client_lease_id(client, &lease));
+  CHECK(lease != 0);
+  CHECK_OK(registry_client_granted_ttl(client, &ttl));
+  CHECK(ttl >= 2);
   registry_registration *again = NULL;
   CHECK_STATUS(registry_register(client, svc, &again), REGISTRY_ALREADY_REGISTERED, "/badinput/127.0.0.1:4000");
   CHECK(again == NULL);
