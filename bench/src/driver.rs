@@ -13,58 +13,39 @@
 //! | `quit` | exits |
 //!
 //! Every answer is awaited with a deadline; other output lines are ignored.
+//! The lines travel over the harness's child protocol (`harness::child`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
+use harness::child::{ChildError, LineChild};
 use serde_json::Value;
 
 /// A running driver process.
 pub struct Driver {
     label: String,
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    child: LineChild,
 }
 
 impl Driver {
     /// Starts `cmd` with piped standard input and output.
     pub fn spawn(label: &str, mut cmd: Command) -> Result<Driver, String> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
+        let child = LineChild::spawn(&mut cmd, |line| line.starts_with('{'))
             .map_err(|e| format!("cannot start {label}: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if line.starts_with('{') && tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Ok(Driver {
             label: label.to_string(),
             child,
-            stdin,
-            lines,
         })
     }
 
     /// Sends one command and waits at most `limit` for its answer.
     pub fn ask(&mut self, command: &str, limit: Duration) -> Result<Value, String> {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| format!("{}: cannot send `{command}`: {e}", self.label))?;
-        let line = self.lines.recv_timeout(limit).map_err(|e| {
-            format!(
+        let line = self.child.ask(command, limit).map_err(|e| match e {
+            ChildError::Send(e) => format!("{}: cannot send `{command}`: {e}", self.label),
+            e => format!(
                 "{}: no answer to `{command}` within {limit:?} ({e})",
                 self.label
-            )
+            ),
         })?;
         let value: Value = serde_json::from_str(&line)
             .map_err(|e| format!("{}: bad answer to `{command}`: {e}", self.label))?;
@@ -76,21 +57,14 @@ impl Driver {
 
     /// The driver's process ID.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 }
 
 impl Drop for Driver {
+    /// `quit`, 2 s to exit, then SIGKILL.
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
-        for _ in 0..40 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.stop("quit", Duration::from_secs(2));
     }
 }
 

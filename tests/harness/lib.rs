@@ -5,6 +5,7 @@
 //! project's `.venv`, else `etcd` on `PATH`.
 
 mod access;
+pub mod child;
 pub mod secure;
 pub mod stats;
 
