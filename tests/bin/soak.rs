@@ -18,17 +18,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::child::{kill_pid, ChildError, LineChild};
 use harness::invariants::{etcd_holds, watchers_match, Expected, Want};
 use harness::proxy::{set_all, Mode, Proxy};
 use harness::Etcd;
 use libregistry::{Client, Options, Watcher};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const PROCESSES: u32 = 10;
 const PER_PROCESS: u32 = 100;
@@ -146,9 +144,8 @@ impl Churned {
 struct Provider {
     id: u32,
     endpoints: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    stdout: Option<Lines<BufReader<ChildStdout>>>,
+    /// The process; taken while a command to it is in flight.
+    child: Option<LineChild>,
     /// Services registered and not deregistered: these should be alive.
     live: BTreeSet<u32>,
     next: u32,
@@ -168,29 +165,23 @@ impl Provider {
         endpoints: String,
         seed: u64,
     ) -> Result<Provider, String> {
-        let mut child = Command::new(exe)
-            .args([id.to_string(), PER_PROCESS.to_string(), NAMES.to_string()])
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args([id.to_string(), PER_PROCESS.to_string(), NAMES.to_string()])
             .env("REGISTRY_ENDPOINTS", &endpoints)
-            .env("REGISTRY_TTL", TTL.as_secs().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+            .env("REGISTRY_TTL", TTL.as_secs().to_string());
+        let child = LineChild::spawn(&mut cmd, |_| true)
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
         let mut provider = Provider {
             id,
             endpoints,
             child: Some(child),
-            stdin,
-            stdout,
             live: (0..PER_PROCESS).collect(),
             next: PER_PROCESS,
             rng: Rng(seed | 1),
             doomed: Arc::new(AtomicBool::new(false)),
         };
-        match provider.read_line(START_LIMIT).await?.as_str() {
+        let ready = provider.with_child(|c| c.reply(START_LIMIT)).await?;
+        match ready.map_err(|e| provider.failure(e))?.as_str() {
             "ready" => Ok(provider),
             other => Err(format!("provider {id} started with {other:?}")),
         }
@@ -201,37 +192,49 @@ impl Provider {
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.child.as_ref().map(LineChild::pid)
     }
 
-    async fn read_line(&mut self, limit: Duration) -> Result<String, String> {
+    /// Runs `work` on the process on a blocking thread (a command blocks
+    /// until its reply or deadline), off the runtime's workers.
+    async fn with_child<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut LineChild) -> T + Send + 'static,
+    ) -> Result<T, String> {
         let id = self.id;
-        let stdout = self
-            .stdout
-            .as_mut()
+        let mut child = self
+            .child
+            .take()
             .ok_or_else(|| format!("provider {id} is not running"))?;
-        match tokio::time::timeout(limit, stdout.next_line()).await {
-            Ok(Ok(Some(line))) => Ok(line),
-            Ok(Ok(None)) => Err(format!("provider {id} exited")),
-            Ok(Err(e)) => Err(format!("provider {id}: {e}")),
-            Err(_) => Err(format!("provider {id} did not answer within {limit:?}")),
+        let (child, out) = tokio::task::spawn_blocking(move || {
+            let out = work(&mut child);
+            (child, out)
+        })
+        .await
+        .map_err(|e| format!("provider {id}: {e}"))?;
+        self.child = Some(child);
+        Ok(out)
+    }
+
+    /// What a reply that did not come means, in the soak's words.
+    fn failure(&self, e: ChildError) -> String {
+        let id = self.id;
+        match e {
+            ChildError::Send(e) => format!("provider {id} exited ({e})"),
+            ChildError::Exited => format!("provider {id} exited"),
+            ChildError::Read(e) => format!("provider {id}: {e}"),
+            ChildError::Silent(limit) => format!("provider {id} did not answer within {limit:?}"),
         }
     }
 
     /// Sends one command and returns its one-line answer.
     async fn call(&mut self, command: &str) -> Result<String, String> {
-        let id = self.id;
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| format!("provider {id} is not running"))?;
-        stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .map_err(|e| format!("provider {id} exited ({e})"))?;
-        self.read_line(ANSWER_LIMIT)
-            .await
-            .map_err(|e| format!("{e} (to {command:?})"))
+        let line = command.to_string();
+        let answer = self.with_child(move |c| c.ask(&line, ANSWER_LIMIT)).await?;
+        answer.map_err(|e| match e {
+            ChildError::Send(_) => self.failure(e),
+            e => format!("{} (to {command:?})", self.failure(e)),
+        })
     }
 
     /// The lease the process holds now (0: none, while it heals).
@@ -247,11 +250,8 @@ impl Provider {
     /// SIGKILLs the process; its keys vanish with its lease.
     async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            let _ = tokio::task::spawn_blocking(move || child.kill()).await;
         }
-        self.stdin = None;
-        self.stdout = None;
         self.live.clear();
     }
 
@@ -599,10 +599,7 @@ impl Soak {
                 // It is churning in a task: SIGKILL it by PID, mid-command maybe.
                 victim_doomed.store(true, Ordering::Relaxed);
                 if let Some(pid) = victim_pid {
-                    // SAFETY: kill(2) on a child we spawned and have not reaped.
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                    }
+                    kill_pid(pid);
                 }
                 killed_at = Some(Instant::now());
                 detail = format!("provider {victim} (pid {victim_pid:?})");
