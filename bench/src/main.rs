@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use harness::stats::Summary;
 use harness::{workspace_root, Etcd};
 use latency::{Sample, Way};
-use report::{Fig, Row};
+use report::{Fig, Row, Run};
 use serde_json::Value;
 
 use crate::driver::{number, numbers, Driver};
@@ -117,29 +117,6 @@ fn main() {
             );
             std::process::exit(2);
         }
-    }
-}
-
-/// Everything the run learned, for the document.
-pub(crate) struct Run {
-    pub(crate) rows: Vec<Row>,
-    pub(crate) notes: Vec<String>,
-    pub(crate) peers: Vec<String>,
-}
-
-impl Run {
-    fn add(&mut self, row: Row) {
-        report::print_row(&row);
-        self.rows.push(row);
-    }
-
-    fn section(&self, section: u8) {
-        println!("\n== {}", report::section_title(section));
-    }
-
-    fn note(&mut self, note: String) {
-        println!("  note: {note}");
-        self.notes.push(note);
     }
 }
 
