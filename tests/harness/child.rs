@@ -150,3 +150,50 @@ impl Drop for LineChild {
 pub fn kill_pid(pid: u32) {
     crate::signal(pid, libc::SIGKILL);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(5);
+    /// Reads every command and answers none (builtins only: no process of
+    /// its own keeps the output open once the shell is killed).
+    const MUTE: &str = "while read -r c; do :; done";
+
+    fn sh(script: &str, is_reply: fn(&str) -> bool) -> LineChild {
+        LineChild::spawn(Command::new("sh").args(["-c", script]), is_reply).expect("start sh")
+    }
+
+    #[test]
+    fn a_command_gets_its_reply_and_other_lines_are_passed_over() {
+        let script = "while read -r c; do echo noise; echo \"ok $c\"; done";
+        let mut child = sh(script, |l| l.starts_with("ok "));
+        assert_eq!(child.ask("one", LIMIT).unwrap(), "ok one");
+        assert_eq!(child.ask("two", LIMIT).unwrap(), "ok two");
+    }
+
+    #[test]
+    fn a_silent_child_is_told_from_one_that_exited() {
+        let mut silent = sh(MUTE, |_| true);
+        let limit = Duration::from_millis(200);
+        assert!(matches!(silent.ask("x", limit), Err(ChildError::Silent(l)) if l == limit));
+        let mut gone = sh("exit 0", |_| true);
+        assert!(matches!(gone.reply(LIMIT), Err(ChildError::Exited)));
+    }
+
+    #[test]
+    fn stop_kills_a_child_that_ignores_quit() {
+        let mut child = sh(MUTE, |_| true);
+        let start = Instant::now();
+        child.stop("quit", Duration::from_millis(200));
+        assert!(start.elapsed() < LIMIT);
+        assert!(matches!(child.child.try_wait(), Ok(Some(_))), "reaped");
+    }
+
+    #[test]
+    fn kill_pid_ends_a_child_held_elsewhere() {
+        let mut child = sh(MUTE, |_| true);
+        kill_pid(child.pid());
+        assert!(matches!(child.reply(LIMIT), Err(ChildError::Exited)));
+    }
+}
