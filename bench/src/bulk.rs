@@ -8,10 +8,11 @@
 use std::time::{Duration, Instant};
 
 use etcd_client::{PutOptions, Txn, TxnOp};
+use harness::Etcd;
 use libregistry::{blocking, Options, Service};
 
 use crate::child::{addr, keep_alive, revoke_all};
-use crate::latency::{seed_register, SEED_TTL_SECS};
+use crate::latency::{library_value, seed_register, SEED_TTL_SECS};
 
 /// etcd's default limit of operations in one transaction.
 pub const TXN_OPS: usize = 128;
@@ -159,4 +160,29 @@ pub fn reads_after_register(
     let busy = (last_change - returned).as_secs_f64();
     client.close().expect("close");
     (last - before, busy, register)
+}
+
+/// A raw client on `etcd` and the bytes libregistry writes for one
+/// service there (read back from a throwaway client's registration).
+pub fn raw_and_value(rt: &tokio::runtime::Runtime, etcd: &Etcd) -> (etcd_client::Client, Vec<u8>) {
+    let mut raw = rt.block_on(etcd.raw());
+    let core = libregistry::blocking::Client::connect(
+        libregistry::Options::new().endpoints(etcd.endpoints()),
+    )
+    .expect("connect");
+    let value = library_value(rt, &mut raw, &core);
+    let _ = core.close();
+    (raw, value)
+}
+
+/// Compacts etcd's history up to now, so bulk rounds do not pile it up.
+pub fn compact(rt: &tokio::runtime::Runtime, raw: &mut etcd_client::Client) {
+    rt.block_on(async {
+        if let Ok(resp) = raw.get("/", None).await {
+            let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            if rev > 0 {
+                let _ = raw.compact(rev, None).await;
+            }
+        }
+    });
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use harness::workspace_root;
 use serde_json::{json, Value};
 
-use crate::report::{self, Row};
-use crate::Run;
+use crate::report::{self, Row, Run};
 
 /// The machine, for the first line and the document.
 pub fn machine() -> Value {

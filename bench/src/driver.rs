@@ -13,58 +13,44 @@
 //! | `quit` | exits |
 //!
 //! Every answer is awaited with a deadline; other output lines are ignored.
+//! The lines travel over the harness's child protocol (`harness::child`).
+//! Also here: starting a Python driver, and latency blocks of a driver
+//! alternating with the floor's (sections 1 and 8).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
+use harness::child::{ChildError, LineChild};
+use harness::workspace_root;
 use serde_json::Value;
+
+use crate::latency::{self, Sample};
 
 /// A running driver process.
 pub struct Driver {
     label: String,
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    child: LineChild,
 }
 
 impl Driver {
     /// Starts `cmd` with piped standard input and output.
     pub fn spawn(label: &str, mut cmd: Command) -> Result<Driver, String> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
+        let child = LineChild::spawn(&mut cmd, |line| line.starts_with('{'))
             .map_err(|e| format!("cannot start {label}: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if line.starts_with('{') && tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Ok(Driver {
             label: label.to_string(),
             child,
-            stdin,
-            lines,
         })
     }
 
     /// Sends one command and waits at most `limit` for its answer.
     pub fn ask(&mut self, command: &str, limit: Duration) -> Result<Value, String> {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| format!("{}: cannot send `{command}`: {e}", self.label))?;
-        let line = self.lines.recv_timeout(limit).map_err(|e| {
-            format!(
+        let line = self.child.ask(command, limit).map_err(|e| match e {
+            ChildError::Send(e) => format!("{}: cannot send `{command}`: {e}", self.label),
+            e => format!(
                 "{}: no answer to `{command}` within {limit:?} ({e})",
                 self.label
-            )
+            ),
         })?;
         let value: Value = serde_json::from_str(&line)
             .map_err(|e| format!("{}: bad answer to `{command}`: {e}", self.label))?;
@@ -76,22 +62,79 @@ impl Driver {
 
     /// The driver's process ID.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 }
 
 impl Drop for Driver {
+    /// `quit`, 2 s to exit, then SIGKILL.
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit").and_then(|()| self.stdin.flush());
-        for _ in 0..40 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.stop("quit", Duration::from_secs(2));
     }
+}
+
+/// How many driver blocks, and how large.
+#[derive(Clone, Copy)]
+pub struct BlockSizes {
+    /// Rounds kept (one warm-up round comes first).
+    pub rounds: usize,
+    /// Registrations per block, the driver's (`latency N`) and the floor's.
+    pub size: usize,
+}
+
+/// What a driver measured in blocks, with the floor's blocks in between.
+#[derive(Default)]
+pub struct Blocks {
+    /// The driver's register times, µs.
+    pub register: Vec<f64>,
+    /// Its deregister times, µs.
+    pub deregister: Vec<f64>,
+    /// The Rust core's register times in the same process, µs (the Python
+    /// binding's driver only).
+    pub core_register: Vec<f64>,
+    /// The floor's blocks: raw put and delete.
+    pub floor: Vec<Sample>,
+}
+
+/// Rounds of one driver block (`latency N`) then one floor block of N raw
+/// put+delete, after one warm-up round of each.
+pub fn blocks(
+    rt: &tokio::runtime::Runtime,
+    endpoints: &[String],
+    driver: &mut Driver,
+    sizes: BlockSizes,
+) -> Blocks {
+    let mut raw = rt
+        .block_on(etcd_client::Client::connect(endpoints, None))
+        .expect("raw etcd-client");
+    let value = vec![b'x'; 330];
+    let mut out = Blocks::default();
+    for round in 0..=sizes.rounds {
+        let ans = driver
+            .ask(&format!("latency {}", sizes.size), Duration::from_secs(120))
+            .expect("driver latency block");
+        let floor: Vec<Sample> = (0..sizes.size)
+            .map(|i| latency::raw_put_delete(rt, &mut raw, &format!("/bench-floor/{i}"), &value))
+            .collect();
+        if round > 0 {
+            out.register.extend(numbers(&ans, "register_us"));
+            out.deregister.extend(numbers(&ans, "deregister_us"));
+            out.core_register.extend(numbers(&ans, "core_register_us"));
+            out.floor.extend(floor);
+        }
+    }
+    out
+}
+
+/// Starts the Python driver `script` (under bench/python) with the
+/// interpreter `var` names, on `endpoints`.
+pub fn python_driver(var: &str, script: &str, endpoints: &[String]) -> Result<Driver, String> {
+    let python =
+        std::env::var(var).map_err(|_| format!("{var} not set (scripts/bench.sh sets it)"))?;
+    let mut cmd = Command::new(python);
+    cmd.arg(workspace_root().join("bench/python").join(script))
+        .arg(endpoints.join(","));
+    Driver::spawn(script, cmd)
 }
 
 /// `field` of `value` as numbers (missing: empty).

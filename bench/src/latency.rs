@@ -4,7 +4,7 @@
 //! it, start its keepalive, for each registration), called round by round
 //! against one etcd so that drift hits every way alike.
 //!
-//! Used by `make bench` (bench/src/main.rs) and by `make bench-ffi`
+//! Used by `make bench` (bench/src/sections/latency.rs) and by `make bench-ffi`
 //! (ffi-c/benches/register_latency.rs includes this file), so the timed
 //! code exists once. The C functions are called exactly as C calls them
 //! (`extern "C"`), so the C figure covers the whole boundary.

@@ -3,9 +3,10 @@
 //! instance, next to etcd's own put latency measured round by round in the
 //! same run.
 //!
-//! Used by `make bench` (watcher in another process: bench/src/main.rs) and
-//! by `make bench-propagation` (watcher in the same process:
-//! tests/benches/propagation.rs includes this file).
+//! Used by `make bench` (watcher in another process:
+//! bench/src/sections/propagation.rs) and by `make bench-propagation`
+//! (watcher in the same process: tests/benches/propagation.rs includes this
+//! file).
 //!
 //! Across processes both sides read CLOCK_MONOTONIC, one clock for the
 //! whole machine, so the watcher's timestamp is taken where it sees the

@@ -290,6 +290,35 @@ pub fn json_rows(rows: &[Row]) -> Value {
     )
 }
 
+/// Everything the run learned, for the document.
+pub struct Run {
+    /// Every row, in the order printed.
+    pub rows: Vec<Row>,
+    /// What went wrong or needs saying, for the document.
+    pub notes: Vec<String>,
+    /// The peers measured: name, version and how they register.
+    pub peers: Vec<String>,
+}
+
+impl Run {
+    /// Prints `row` and keeps it.
+    pub fn add(&mut self, row: Row) {
+        print_row(&row);
+        self.rows.push(row);
+    }
+
+    /// Prints the title of `section`.
+    pub fn section(&self, section: u8) {
+        println!("\n== {}", section_title(section));
+    }
+
+    /// Prints `note` and keeps it for the document.
+    pub fn note(&mut self, note: String) {
+        println!("  note: {note}");
+        self.notes.push(note);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

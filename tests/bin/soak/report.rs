@@ -1,0 +1,247 @@
+//! What the soak checks and what it says: the invariants, checked after
+//! each fault and calm spell until they hold ([`Checks`]); the figures per
+//! fault, the log and the violations, and the counts printed at the end
+//! ([`Report`]).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use harness::invariants::{etcd_holds, watchers_match, Expected, Want};
+use libregistry::{Client, Watcher};
+
+use crate::faults::Fault;
+use crate::provider::{Churned, Provider};
+
+/// Pause between two checks while waiting for the invariants.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the invariants are checked against, and how often and how long
+/// checking took.
+pub struct Checks {
+    /// etcd, read directly.
+    raw: etcd_client::Client,
+    /// Every consumer's watchers: each one's cache must equal a fresh `discover`.
+    pub watchers: Vec<Watcher>,
+    /// The client that makes those `discover`s.
+    checker: Client,
+    /// How many times the soak waited for the invariants.
+    made: u64,
+    /// The longest a passing check took (part of every recovery figure).
+    longest: Duration,
+}
+
+impl Checks {
+    /// Checks against etcd through `raw`, of `watchers`, with `checker`.
+    pub fn new(raw: etcd_client::Client, watchers: Vec<Watcher>, checker: Client) -> Checks {
+        Checks {
+            raw,
+            watchers,
+            checker,
+            made: 0,
+            longest: Duration::ZERO,
+        }
+    }
+
+    /// What etcd should hold now: every live service of every running
+    /// process, under that process's current lease.
+    async fn expected(providers: &mut [Provider]) -> Result<Expected, String> {
+        let mut expected = Expected::new();
+        for p in providers.iter_mut().filter(|p| p.alive()) {
+            let lease = match p.lease().await? {
+                0 => -1, // healing: nothing can match
+                id => id,
+            };
+            for &i in &p.live {
+                expected.insert(
+                    p.key(i),
+                    Want {
+                        lease: Some(lease),
+                        generation: None,
+                    },
+                );
+            }
+        }
+        Ok(expected)
+    }
+
+    async fn once(&mut self, providers: &mut [Provider]) -> Result<(), String> {
+        let expected = Checks::expected(providers).await?;
+        etcd_holds(&mut self.raw, "/soak", &expected).await?;
+        let watchers: Vec<&Watcher> = self.watchers.iter().collect();
+        watchers_match(&watchers, &self.checker, &expected).await
+    }
+
+    /// Checks until the invariants hold; how long that took, or the last failure.
+    pub async fn converge(
+        &mut self,
+        providers: &mut [Provider],
+        limit: Duration,
+    ) -> Result<Duration, String> {
+        self.made += 1;
+        let start = Instant::now();
+        loop {
+            let attempt = Instant::now();
+            let failure = match self.once(providers).await {
+                Ok(()) => {
+                    // The figures end when a check has passed: say how long one takes.
+                    self.longest = self.longest.max(attempt.elapsed());
+                    return Ok(start.elapsed());
+                }
+                Err(e) => e,
+            };
+            // A provider that stopped answering is no transient state.
+            if failure.contains("did not answer") || failure.contains("exited") {
+                return Err(failure);
+            }
+            if start.elapsed() >= limit {
+                return Err(failure);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Whether etcd holds no key of the soak's (once every process quit).
+    pub async fn nothing_left(&mut self) -> Result<(), String> {
+        etcd_holds(&mut self.raw, "/soak", &Expected::new()).await
+    }
+
+    /// Closes the checking client.
+    pub async fn close(&self) {
+        let _ = self.checker.close().await;
+    }
+}
+
+/// Recoveries from one kind of fault (or from the calm spells).
+#[derive(Debug, Default)]
+struct Figures {
+    count: u32,
+    worst: Duration,
+    total: Duration,
+}
+
+impl Figures {
+    fn add(&mut self, took: Duration) {
+        self.count += 1;
+        self.worst = self.worst.max(took);
+        self.total += took;
+    }
+}
+
+/// What the soak ran, for the first line of the report.
+pub struct Ran {
+    /// How long faults were injected, in minutes.
+    pub minutes: f64,
+    /// The seed every random choice came from.
+    pub seed: u64,
+    /// Provider processes.
+    pub processes: u32,
+    /// Registrations they held at the start.
+    pub registrations: u32,
+    /// The recovery target where etcd keeps its data.
+    pub target: Duration,
+}
+
+/// The soak's log, its violations and its figures.
+pub struct Report {
+    started: Instant,
+    figures: BTreeMap<Fault, Figures>,
+    calm: Figures,
+    /// Every violation, in order.
+    pub violations: Vec<String>,
+    /// What the providers' churn did, all together.
+    pub churned: Churned,
+}
+
+impl Report {
+    /// A report whose log counts time from now.
+    pub fn start() -> Report {
+        Report {
+            started: Instant::now(),
+            figures: BTreeMap::new(),
+            calm: Figures::default(),
+            violations: Vec::new(),
+            churned: Churned::default(),
+        }
+    }
+
+    /// Prints `line` with the time since the start.
+    pub fn log(&self, line: &str) {
+        let t = self.started.elapsed().as_secs();
+        println!("soak: [{:02}:{:02}] {line}", t / 60, t % 60);
+    }
+
+    /// Logs `what` as a violation and counts it.
+    pub fn violation(&mut self, what: String) {
+        self.log(&format!("VIOLATION: {what}"));
+        self.violations.push(what);
+    }
+
+    /// The invariants held again `took` after `fault` ended.
+    pub fn recovered(&mut self, fault: Fault, took: Duration) {
+        self.figures.entry(fault).or_default().add(took);
+    }
+
+    /// The invariants held again `took` after a calm spell.
+    pub fn calmed(&mut self, took: Duration) {
+        self.calm.add(took);
+    }
+
+    /// Prints the counts: per fault, the calm spells, the churn, the checks.
+    pub fn print(&self, ran: &Ran, checks: &Checks) {
+        let faults: u32 = self.figures.values().map(|f| f.count).sum();
+        let worst_kept = self
+            .figures
+            .iter()
+            .filter(|(f, _)| f.keeps_data())
+            .map(|(_, f)| f.worst)
+            .max()
+            .unwrap_or_default();
+        println!(
+            "soak: etcd {}, {} min of faults, seed {:#x}: {} registrations in {} processes, {} watchers",
+            harness::etcd_version(),
+            ran.minutes,
+            ran.seed,
+            ran.registrations,
+            ran.processes,
+            checks.watchers.len()
+        );
+        println!(
+            "soak: {:<34} {:>6} {:>10} {:>10}",
+            "fault", "count", "worst ms", "mean ms"
+        );
+        for (fault, f) in &self.figures {
+            println!(
+                "soak: {:<34} {:>6} {:>10} {:>10}",
+                fault.name(),
+                f.count,
+                f.worst.as_millis(),
+                (f.total / f.count.max(1)).as_millis()
+            );
+        }
+        println!(
+            "soak: {:<34} {:>6} {:>10} {:>10}",
+            "calm (churn only)",
+            self.calm.count,
+            self.calm.worst.as_millis(),
+            (self.calm.total / self.calm.count.max(1)).as_millis()
+        );
+        println!(
+            "soak: churn: {} registered ({} failed), {} deregistered ({} failed)",
+            self.churned.registered,
+            self.churned.register_failed,
+            self.churned.deregistered,
+            self.churned.deregister_failed
+        );
+        println!(
+            "soak: recovery is timed to the end of the first passing check; a passing check took up to {} ms",
+            checks.longest.as_millis()
+        );
+        println!(
+            "soak: faults injected {faults}, checks made {}, violations {}, worst recovery {} ms (where etcd keeps its data; target {} ms)",
+            checks.made,
+            self.violations.len(),
+            worst_kept.as_millis(),
+            ran.target.as_millis()
+        );
+    }
+}
