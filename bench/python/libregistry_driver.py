@@ -2,10 +2,10 @@
 (bench/src/driver.rs): ``python libregistry_driver.py ENDPOINTS``.
 
 ``latency N`` alternates, call by call, the Rust core's blocking register
-(timed in Rust by the native module's hidden ``BenchCore`` helper, GIL
-released) and ``Registry.register`` + ``Registration.deregister`` (timed
-around the Python calls), so the difference of the medians is what the
-binding adds, measured against the same etcd under the same machine load.
+(in a ``bench child-core`` process, timed in Rust) and ``Registry.register``
++ ``Registration.deregister`` (timed around the Python calls), so the
+difference of the medians is what the binding adds, measured against the
+same etcd under the same machine load.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import time
 from typing import Any, Dict, List
 
 import libregistry
-from libregistry import _native
-
+from core_child import CoreChild
 from protocol import serve
 
 METADATA = {"region": "beijing", "zone": "zone1", "deployment": "red"}
@@ -25,7 +24,7 @@ METADATA = {"region": "beijing", "zone": "zone1", "deployment": "red"}
 def main() -> None:
     endpoints = sys.argv[1].split(",")
     registry = libregistry.Registry(endpoints)
-    core = _native.BenchCore(endpoints)
+    core = CoreChild(endpoints)
     counter = [0]
 
     def latency(n: int) -> Dict[str, Any]:

@@ -8,10 +8,12 @@
 //! BENCH_GO_PEER; a driver not named is reported as not run).
 //! `BENCH_QUICK=1` runs every section with tiny counts, to check the wiring.
 //! `bench child ENDPOINTS KIND` and `bench child-watch ENDPOINTS NAME` are
-//! the processes the benchmark starts itself.
+//! the processes the benchmark starts itself; `bench child-core ENDPOINTS`
+//! is the Rust core the Python benchmarks time their calls against.
 
 mod bulk;
 mod child;
+mod core_child;
 mod crash;
 mod document;
 mod driver;
@@ -131,10 +133,11 @@ fn main() {
         (Some("child-watch"), Some(endpoints), Some(name)) => {
             propagation::watcher_child(endpoints, name)
         }
+        (Some("child-core"), Some(endpoints), None) => core_child::main(endpoints),
         (None, _, _) => run(),
         _ => {
             eprintln!(
-                "usage: bench | bench child ENDPOINTS KIND | bench child-watch ENDPOINTS NAME"
+                "usage: bench | bench child ENDPOINTS KIND | bench child-watch ENDPOINTS NAME | bench child-core ENDPOINTS"
             );
             std::process::exit(2);
         }
@@ -142,6 +145,10 @@ fn main() {
 }
 
 fn run() {
+    // The Python driver times the core through `bench child-core`: this binary.
+    if let Ok(exe) = std::env::current_exe() {
+        std::env::set_var("BENCH_CORE", exe);
+    }
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let started = Instant::now();

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 
 /// Why the client considers its lease lost.
@@ -30,8 +31,11 @@ impl std::fmt::Display for LostReason {
     }
 }
 
-/// A state change of a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A state change of a client. It serializes (serde) as an object with its
+/// `kind` in snake_case and its fields (`reason` as text, `outage` in
+/// seconds): the form bindings and tools hand on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// A registration was confirmed by etcd.
@@ -44,6 +48,7 @@ pub enum Event {
         /// The lost lease.
         lease_id: i64,
         /// Why it counts as lost.
+        #[serde(serialize_with = "as_text")]
         reason: LostReason,
     },
     /// All registrations are back in etcd under a new lease.
@@ -53,6 +58,7 @@ pub enum Event {
         /// How many registrations were restored.
         registrations: usize,
         /// From the loss being noticed to everything being back.
+        #[serde(serialize_with = "as_secs")]
         outage: Duration,
     },
     /// A key deleted by someone else was put back.
@@ -74,6 +80,14 @@ pub enum Event {
     },
     /// The client was closed and its lease revoked.
     Closed,
+}
+
+fn as_text<S: Serializer>(reason: &LostReason, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(reason)
+}
+
+fn as_secs<S: Serializer>(outage: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(outage.as_secs_f64())
 }
 
 /// Fan-out of events to any number of subscribers; a subscriber that has
@@ -129,5 +143,32 @@ impl EventStream {
                 .await
                 .unwrap_or(None)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_their_kind_and_fields() {
+        let lost = Event::LeaseLost {
+            lease_id: 7,
+            reason: LostReason::Expired,
+        };
+        let restored = Event::Restored {
+            lease_id: 8,
+            registrations: 2,
+            outage: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            serde_json::to_string(&lost).unwrap(),
+            r#"{"kind":"lease_lost","lease_id":7,"reason":"lease expired or revoked"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&restored).unwrap(),
+            r#"{"kind":"restored","lease_id":8,"registrations":2,"outage":1.5}"#
+        );
+        assert_eq!(serde_json::to_string(&Event::Closed).unwrap(), r#"{"kind":"closed"}"#);
     }
 }

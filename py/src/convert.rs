@@ -196,7 +196,7 @@ pub fn services(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<libregis
 }
 
 /// `None` (absent) or a value to check.
-fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+pub fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
     obj.filter(|o| !o.is_none())
 }
 

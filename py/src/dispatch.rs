@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -82,54 +83,22 @@ pub fn forward_events(
     })
 }
 
-/// `(kind, fields)` of an event, for `libregistry._events` to build its class.
+/// `(kind, fields)` of an event (its serde form, see `libregistry::Event`),
+/// for `libregistry._events` to build its class.
 fn event_to_py<'py>(
     py: Python<'py>,
     event: &libregistry::Event,
-) -> PyResult<(&'static str, Bound<'py, PyDict>)> {
-    use libregistry::Event as E;
-    let fields = PyDict::new(py);
-    let kind = match event {
-        E::Registered { key } => {
-            fields.set_item("key", key)?;
-            "registered"
-        }
-        E::LeaseLost { lease_id, reason } => {
-            fields.set_item("lease_id", lease_id)?;
-            fields.set_item("reason", reason.to_string())?;
-            "lease_lost"
-        }
-        E::Restored {
-            lease_id,
-            registrations,
-            outage,
-        } => {
-            fields.set_item("lease_id", lease_id)?;
-            fields.set_item("registrations", registrations)?;
-            fields.set_item("outage", outage.as_secs_f64())?;
-            "restored"
-        }
-        E::KeyRestored { key } => {
-            fields.set_item("key", key)?;
-            "key_restored"
-        }
-        E::Deregistered { key } => {
-            fields.set_item("key", key)?;
-            "deregistered"
-        }
-        E::Conflict { key, other_lease } => {
-            fields.set_item("key", key)?;
-            fields.set_item("other_lease", other_lease)?;
-            "conflict"
-        }
-        E::Closed => "closed",
-        // Events added to the core later reach Python by name only.
-        other => {
-            fields.set_item("text", format!("{other:?}"))?;
-            "unknown"
-        }
+) -> PyResult<(String, Bound<'py, PyDict>)> {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(event) else {
+        return Err(PyRuntimeError::new_err(format!(
+            "{event:?} has no JSON form"
+        )));
     };
-    Ok((kind, fields))
+    let kind = match fields.remove("kind") {
+        Some(serde_json::Value::String(kind)) => kind,
+        _ => "unknown".into(),
+    };
+    Ok((kind, instance::map_to_py(py, &fields)?))
 }
 
 /// The next item for the dispatcher thread, waiting up to `timeout` seconds

@@ -9,7 +9,6 @@
 //! [`logs`]), never on the library runtime. The public API is the
 //! pure-Python package around this module.
 
-mod bench;
 mod convert;
 mod discovery;
 mod dispatch;
@@ -31,8 +30,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(dispatch::dispatch_next, module)?)?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
     module.add_function(wrap_pyfunction!(convert::check_seconds, module)?)?;
-    module.add_class::<bench::BenchCore>()?;
-    module.add_class::<bench::BenchWatch>()?;
     module.add("CORE_VERSION", libregistry::VERSION)?;
     logs::install();
     Ok(())

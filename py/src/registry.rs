@@ -227,11 +227,6 @@ impl Client {
 }
 
 impl Client {
-    /// The core client (for the hidden benchmark helpers).
-    pub fn core(&self) -> &libregistry::Client {
-        &self.inner
-    }
-
     fn register_services(&self, services: Vec<libregistry::Service>, one: bool) -> Pending {
         let client = self.inner.clone();
         let register = async move {
@@ -308,11 +303,6 @@ fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
         .map_err(|_| convert::wrong_type(field, "a str or os.PathLike path", value))
 }
 
-/// `Some(value)` unless absent or `None`.
-fn given<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
-    value.filter(|v| !v.is_none())
-}
-
 /// Checks each option's type and builds the core's options (whose values
 /// the core checks when connecting).
 #[allow(clippy::too_many_arguments)]
@@ -330,26 +320,26 @@ pub fn to_options(
     password: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<libregistry::Options> {
     let mut options = libregistry::Options::new();
-    if let Some(v) = given(endpoints) {
+    if let Some(v) = convert::given(endpoints) {
         options = convert::endpoints_arg(options, v)?;
     }
-    if let Some(v) = given(ttl) {
+    if let Some(v) = convert::given(ttl) {
         options = options.ttl_secs(convert::u32_arg("ttl", v)?);
     }
-    if let Some(v) = given(prefix) {
+    if let Some(v) = convert::given(prefix) {
         options = options.prefix(convert::str_arg("prefix", v)?);
     }
-    if let Some(v) = given(request_timeout) {
+    if let Some(v) = convert::given(request_timeout) {
         options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
     }
-    if let Some(v) = given(heal_deleted_keys) {
+    if let Some(v) = convert::given(heal_deleted_keys) {
         let heal = v
             .cast::<PyBool>()
             .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
         options = options.heal_deleted_keys(heal.is_true());
     }
     let path = |field: &str, v: Option<&Bound<'_, PyAny>>| {
-        given(v).map(|v| path_arg(field, v)).transpose()
+        convert::given(v).map(|v| path_arg(field, v)).transpose()
     };
     let tls = libregistry::TlsFiles {
         ca_file: path("ca_file", ca_file)?,
@@ -360,7 +350,9 @@ pub fn to_options(
         options = options.tls(tls);
     }
     let text = |field: &str, v: Option<&Bound<'_, PyAny>>| {
-        given(v).map(|v| convert::str_arg(field, v)).transpose()
+        convert::given(v)
+            .map(|v| convert::str_arg(field, v))
+            .transpose()
     };
     match (text("user", user)?, text("password", password)?) {
         (Some(user), Some(password)) => Ok(options.credentials(user, password)),

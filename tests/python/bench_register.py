@@ -5,8 +5,8 @@ a Python ``for change in watcher`` loop, a Python ``on_change``).
 
     scripts/bench-python.sh            # or: python tests/python/bench_register.py [ROUNDS] [PER_ROUND]
 
-Calls alternate between the core (its blocking client, timed in Rust by a
-hidden helper of the native module, GIL released) and Python (timed around
+Calls alternate between the core (its blocking client in a ``bench
+child-core`` process, timed in Rust) and Python (timed around
 ``Registry.register``), so both see the same etcd and the same machine load.
 The difference of the medians is what the binding adds; the goal is at most
 60 µs at p50. Exits non-zero when a goal is missed; for propagation, the
@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "bench" / "python"))
 
 import libregistry  # noqa: E402
-from libregistry import _native  # noqa: E402
+from core_child import CoreChild  # noqa: E402
 from etcd_harness import Etcd, etcd_binary, etcd_version  # noqa: E402
 
 GOAL_P50_OVERHEAD_US = 60.0
@@ -45,7 +46,7 @@ def latency(etcd: Etcd, rounds: int, per_round: int) -> bool:
     python_us: List[float] = []
     core_us: List[float] = []
     for r in range(rounds + 1):  # round 0 warms up connections, runtime and etcd
-        core = _native.BenchCore([etcd.endpoint])
+        core = CoreChild([etcd.endpoint])
         with libregistry.Registry(etcd.endpoint) as reg:
             for i in range(per_round):
                 addr = f"127.0.0.1:{1000 + r * per_round + i}"
@@ -159,7 +160,8 @@ def propagation(etcd: Etcd, samples: int) -> bool:
 
         with libregistry.Registry(etcd.endpoint) as provider, libregistry.Registry(etcd.endpoint) as consumer:
             name = f"prop-{lane}"
-            core = _native.BenchWatch(consumer._connected(), name)
+            core = CoreChild([etcd.endpoint])
+            core.watch(name)
             if lane == "iterate":
                 watcher = consumer.watch(name)
 
@@ -187,6 +189,7 @@ def propagation(etcd: Etcd, samples: int) -> bool:
                     core_us.append((seen[1] - returned) / 1000)
                     python_us.append((seen_at[addr] - returned) / 1000)
             watcher.close()
+            core.close()
         for row, samples_us in (
             ("register (etcd put, confirmed)", put_us),
             ("core watcher callback (Rust)", core_us),

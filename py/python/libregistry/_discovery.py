@@ -163,11 +163,9 @@ class Watcher(WatcherBase):
 
     def __next__(self) -> Change:
         try:
-            got = self._native.next_change(None).wait()
+            return self.next_change()  # type: ignore[return-value]  # no timeout: never None
         except _errors.ClosedError:
             raise StopIteration from None
-        assert got is not None  # no timeout
-        return make_change(*got)
 
     def __enter__(self) -> Watcher:
         return self

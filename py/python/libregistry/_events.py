@@ -92,4 +92,5 @@ _BY_KIND: Dict[str, Type[Event]] = {
 
 def make_event(kind: str, fields: Dict[str, Any]) -> Event:
     """Builds the event class named by ``kind`` from the native fields."""
-    return _BY_KIND[kind](**fields)
+    cls = _BY_KIND.get(kind)
+    return Unknown(text=f"{kind} {fields}") if cls is None or cls is Unknown else cls(**fields)
