@@ -169,6 +169,9 @@ mod tests {
             serde_json::to_string(&restored).unwrap(),
             r#"{"kind":"restored","lease_id":8,"registrations":2,"outage":1.5}"#
         );
-        assert_eq!(serde_json::to_string(&Event::Closed).unwrap(), r#"{"kind":"closed"}"#);
+        assert_eq!(
+            serde_json::to_string(&Event::Closed).unwrap(),
+            r#"{"kind":"closed"}"#
+        );
     }
 }
