@@ -271,7 +271,8 @@ enum registry_status registry_client_new(const struct registry_options *opts, st
 
 /**
  * Revokes the client's lease, so all its registrations vanish from etcd at
- * once (bounded: about 2 s at most, even when etcd is dead). The client
+ * once (bounded even when etcd is dead: 2 s plus 1 s per 10,000
+ * registrations, or `registry_options_set_close_timeout_ms`). The client
  * stays allocated: further calls give REGISTRY_CLOSED. Calling it twice is
  * harmless.
  *
@@ -559,6 +560,18 @@ enum registry_status registry_options_set_prefix(struct registry_options *opts, 
  * `opts` is a live `registry_options`.
  */
 enum registry_status registry_options_set_request_timeout_ms(struct registry_options *opts, uint32_t timeout_ms);
+
+/**
+ * Sets how long closing (`registry_client_close` / `_free`: the lease
+ * revoke) may take, in milliseconds (default: 2000 plus 1000 per 10,000
+ * registrations held; at least 10, checked by `registry_client_new`).
+ * When it passes, the keys still go: etcd removes them when the lease
+ * expires, within its TTL.
+ *
+ * # Safety
+ * `opts` is a live `registry_options`.
+ */
+enum registry_status registry_options_set_close_timeout_ms(struct registry_options *opts, uint32_t timeout_ms);
 
 /**
  * Whether keys deleted by someone else while the lease lives are put back

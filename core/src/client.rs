@@ -20,14 +20,12 @@ use crate::pick::PickPolicy;
 use crate::requests::{bounded, BoundedEtcd};
 use crate::runtime;
 use crate::service::{EnvDefaults, Service};
-use crate::supervisor::{Command, NewEntry, Status, Supervisor};
+use crate::supervisor::{close_budget, Command, NewEntry, Status, Supervisor};
 use crate::wire;
 
 /// HTTP/2 pings detect a dead connection; etcd refuses pings more often than every 5 s.
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest a close (lease revoke) may take, even against a dead etcd.
-const CLOSE_BUDGET: Duration = Duration::from_secs(2);
 
 /// A connection to etcd holding one lease, shared by all its registrations,
 /// kept alive over one keepalive stream and healed until closed.
@@ -175,19 +173,34 @@ impl Client {
     }
 
     /// Revokes the lease: every registration of this client vanishes at once.
-    /// Bounded in time (about 2 s at most) even when etcd is dead.
+    /// Bounded in time even when etcd is dead: 2 s plus 1 s per 10,000
+    /// registrations, or [`Options::close_timeout`]. When that passes, the
+    /// keys still go: etcd removes them when the lease expires, within its TTL.
     pub async fn close(&self) -> Result<()> {
         runtime::check_pid(self.inner.pid)?;
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let budget = self.inner.options.request_timeout.min(CLOSE_BUDGET);
-        match self
-            .ask_unchecked(budget, |deadline, reply| Command::Close { deadline, reply })
-            .await
+        let budget = close_budget(&self.inner.options, self.registration_count());
+        let (reply, answer) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Close { budget, reply })
+            .is_err()
         {
-            Err(Error::Closed) => Ok(()),
-            other => other,
+            return Ok(()); // the supervisor already closed on its own
+        }
+        // The supervisor counts the budget from when it takes the close up,
+        // after what it is doing (at most a request timeout); then it answers.
+        let waited = budget + self.inner.options.request_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(waited, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Ok(()),
+            Err(_) => Err(Error::Timeout {
+                operation: "closing (waiting for the registry engine; the keys expire with the lease within its TTL)",
+                after: waited,
+            }),
         }
     }
 

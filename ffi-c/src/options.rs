@@ -126,6 +126,28 @@ pub unsafe extern "C" fn registry_options_set_request_timeout_ms(
     })
 }
 
+/// Sets how long closing (`registry_client_close` / `_free`: the lease
+/// revoke) may take, in milliseconds (default: 2000 plus 1000 per 10,000
+/// registrations held; at least 10, checked by `registry_client_new`).
+/// When it passes, the keys still go: etcd removes them when the lease
+/// expires, within its TTL.
+///
+/// # Safety
+/// `opts` is a live `registry_options`.
+#[no_mangle]
+pub unsafe extern "C" fn registry_options_set_close_timeout_ms(
+    opts: *mut registry_options,
+    timeout_ms: u32,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let opts = unsafe { required_mut(opts, "opts") }?;
+        opts.inner = std::mem::take(&mut opts.inner)
+            .close_timeout(Duration::from_millis(u64::from(timeout_ms)));
+        Ok(())
+    })
+}
+
 /// Whether keys deleted by someone else while the lease lives are put back
 /// (non-zero: yes, the default; 0: no).
 ///

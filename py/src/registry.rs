@@ -87,7 +87,7 @@ impl Client {
     /// Connects (within the request timeout). Keywords as `Registry(...)`.
     #[staticmethod]
     #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, request_timeout=None,
-        heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
+        close_timeout=None, heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
         user=None, password=None))]
     #[allow(clippy::too_many_arguments)]
     fn connect(
@@ -96,6 +96,7 @@ impl Client {
         ttl: Option<&Bound<'_, PyAny>>,
         prefix: Option<&Bound<'_, PyAny>>,
         request_timeout: Option<&Bound<'_, PyAny>>,
+        close_timeout: Option<&Bound<'_, PyAny>>,
         heal_deleted_keys: Option<&Bound<'_, PyAny>>,
         on_event: Option<&Bound<'_, PyAny>>,
         ca_file: Option<&Bound<'_, PyAny>>,
@@ -110,6 +111,7 @@ impl Client {
             ttl,
             prefix,
             request_timeout,
+            close_timeout,
             heal_deleted_keys,
             ca_file,
             cert_file,
@@ -312,6 +314,7 @@ pub fn to_options(
     ttl: Option<&Bound<'_, PyAny>>,
     prefix: Option<&Bound<'_, PyAny>>,
     request_timeout: Option<&Bound<'_, PyAny>>,
+    close_timeout: Option<&Bound<'_, PyAny>>,
     heal_deleted_keys: Option<&Bound<'_, PyAny>>,
     ca_file: Option<&Bound<'_, PyAny>>,
     cert_file: Option<&Bound<'_, PyAny>>,
@@ -331,6 +334,9 @@ pub fn to_options(
     }
     if let Some(v) = convert::given(request_timeout) {
         options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
+    }
+    if let Some(v) = convert::given(close_timeout) {
+        options = options.close_timeout(convert::seconds_arg("close_timeout", v)?);
     }
     if let Some(v) = convert::given(heal_deleted_keys) {
         let heal = v

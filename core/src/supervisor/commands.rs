@@ -237,9 +237,8 @@ impl Supervisor {
         self.watch = None;
         let result = match self.lease.take() {
             Some(lease) => {
-                self.etcd
-                    .revoke("closing (lease revoke)", remaining(until), lease.id)
-                    .await
+                let what = "closing (lease revoke; the keys expire with the lease within its TTL)";
+                self.etcd.revoke(what, remaining(until), lease.id).await
             }
             None => Ok(()),
         };

@@ -42,6 +42,7 @@ class Client:
         ttl: Optional[int] = None,
         prefix: Optional[str] = None,
         request_timeout: Optional[float] = None,
+        close_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
         on_event: Optional[Callable[[Any], object]] = None,
         ca_file: Optional[_Path] = None,

@@ -105,6 +105,9 @@ class RegistryBase:
     :param prefix: key prefix (empty, or ``/a/b``); ``None``: ``REGISTRY_PREFIX``.
     :param request_timeout: deadline of each request to etcd, in seconds
         (default 5).
+    :param close_timeout: how long ``close`` (the lease revoke) may take, in
+        seconds (default: 2 plus 1 per 10,000 registrations). When it passes,
+        the keys still go: etcd removes them when the lease expires.
     :param heal_deleted_keys: put back keys deleted by someone else (default yes).
     :param on_event: called with each :class:`~libregistry.Event` of this
         registry, in order, on the ``libregistry-dispatch`` thread (for an
@@ -128,6 +131,7 @@ class RegistryBase:
         *,
         prefix: Optional[str] = None,
         request_timeout: Optional[float] = None,
+        close_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
         ca_file: Optional[PathLike] = None,
@@ -143,6 +147,7 @@ class RegistryBase:
             ttl=ttl,
             prefix=prefix,
             request_timeout=request_timeout,
+            close_timeout=close_timeout,
             heal_deleted_keys=heal_deleted_keys,
             on_event=on_event,
             ca_file=ca_file,
@@ -269,8 +274,8 @@ class Registry(RegistryBase):
 
     def close(self) -> None:
         """Revokes the lease: every registration of this Registry vanishes at
-        once. Bounded (about 2 s) even when etcd is down; calling it again
-        does nothing. Watchers it made keep running until closed themselves."""
+        once. Bounded even when etcd is down (``close_timeout``); calling it
+        again does nothing. Watchers it made keep running until closed themselves."""
         self._connected().close().wait()
 
     def __enter__(self) -> Registry:
