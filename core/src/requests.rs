@@ -62,9 +62,12 @@ impl BoundedEtcd {
         .await
     }
 
-    /// Reads every key under `prefix` without values (key, lease and
-    /// revisions), a page of `page` keys per request, all pages at the
-    /// revision of the first.
+    /// Reads every key under `prefix` (key, lease, revisions and value),
+    /// `page` keys per request, all pages at the revision of the first. Not
+    /// keys-only: etcd 3.7 answers a keys-only read from its index, which
+    /// has no lease (every key comes back with lease 0; etcd-io/etcd#22209),
+    /// and the lease is what this read is for. A page etcd's answer is too
+    /// large for (big values) is read again in halves.
     pub(crate) async fn list_keys(
         &self,
         op: &'static str,
@@ -76,22 +79,27 @@ impl BoundedEtcd {
         let end = prefix_end(prefix);
         let mut from = prefix.as_bytes().to_vec();
         let mut revision = 0;
+        let mut page = page.max(1);
         let mut found = Vec::new();
         loop {
-            let mut options = GetOptions::new()
-                .with_range(end.clone())
-                .with_keys_only()
-                .with_limit(page);
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(page);
             if revision != 0 {
                 options = options.with_revision(revision);
             }
             let left = until.saturating_duration_since(Instant::now());
-            let mut resp = retrying(op, left, || {
+            let read = retrying(op, left, || {
                 let mut kv = self.client.kv_client();
                 let (from, options) = (from.clone(), options.clone());
                 async move { kv.get(from, Some(options)).await }
             })
-            .await?;
+            .await;
+            let mut resp = match read {
+                Err(Error::Etcd(why)) if page > 1 && is_too_large(&why) => {
+                    page /= 2;
+                    continue;
+                }
+                other => other?,
+            };
             if revision == 0 {
                 revision = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
@@ -208,6 +216,14 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+/// Whether an answer was refused for its size (gRPC's decoding limit).
+fn is_too_large(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("message length too large")
+        || m.contains("resourceexhausted")
+        || m.contains("resource exhausted")
 }
 
 /// Whether etcd reported that a lease does not exist (expired, revoked, wiped).

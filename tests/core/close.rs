@@ -124,5 +124,8 @@ async fn a_close_past_its_timeout_says_the_keys_expire_with_the_lease() {
     let err = closed.expect_err("etcd was frozen");
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("expire with the lease"), "{err}");
-    assert!(took < Duration::from_secs(3), "bounded by close_timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "bounded by close_timeout: {took:?}"
+    );
 }

@@ -14,8 +14,9 @@ use crate::events::{Event, LostReason};
 use crate::requests::is_lease_missing;
 use crate::wire;
 
-/// Keys per page when reading a service name's keys (keys only: ~100 bytes each).
-const SWEEP_PAGE: i64 = 5_000;
+/// Keys per page when reading a service name's keys (with values: ~400
+/// bytes each, so a page is about 400 KB).
+const SWEEP_PAGE: i64 = 1_000;
 /// Up to this many dirty keys in a chunk are read one by one; more, by name.
 const MAX_SINGLE_READS: usize = 16;
 
@@ -106,8 +107,7 @@ impl Supervisor {
         }
     }
 
-    /// Reads every key of service `name` (keys only) and hands what it
-    /// found to the ledger.
+    /// Reads every key of service `name` and hands what it found to the ledger.
     async fn sweep_name(&mut self, name: &str, lease: i64) -> Result<()> {
         let range = wire::service_prefix(&self.opts.prefix, name);
         let found = self

@@ -36,7 +36,7 @@ pub(crate) struct Entry {
     pub value_written: bool,
 }
 
-/// A key as a keys-only read found it.
+/// A key as a ranged read of its service name found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
     pub mod_rev: i64,
@@ -375,7 +375,7 @@ impl Ledger {
         self.sweep.extend(names);
     }
 
-    /// Applies what a keys-only read of `name` found (every key under it,
+    /// Applies what a ranged read of `name` found (every key under it,
     /// `lease` being ours): keys of ours that are missing, moved or
     /// overwritten become dirty, with what was found remembered for the
     /// write; keys under our lease that we do not hold become orphans.
