@@ -91,10 +91,20 @@ pub fn workspace_root() -> PathBuf {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral loopback port")
+    free_ports(1)[0]
+}
+
+/// `n` distinct loopback ports nobody listens on right now. Each is held
+/// until all are chosen: ports picked one at a time can repeat (the kernel
+/// may hand a port it just got back out again), and an etcd member whose
+/// client and peer ports are one port fails with "address already in use".
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port's address").port())
+        .collect()
 }
 
 pub(crate) fn unique(tag: &str) -> String {
@@ -235,6 +245,18 @@ impl Member {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// Whether the process we started has exited (and is not yet reaped).
+    fn has_exited(&self) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        // The state follows the command name in parentheses: Z once exited.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
     /// The last lines of the member's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
@@ -288,6 +310,7 @@ impl Etcd {
             "http"
         };
         let token = unique("cluster");
+        let ports = free_ports(2 * size);
         let mut members: Vec<Member> = (0..size)
             .map(|i| {
                 let name = format!("{token}-m{i}");
@@ -296,8 +319,8 @@ impl Etcd {
                 Member {
                     name,
                     dir,
-                    client_port: free_port(),
-                    peer_port: free_port(),
+                    client_port: ports[2 * i],
+                    peer_port: ports[2 * i + 1],
                     initial_cluster: String::new(),
                     cluster_token: token.clone(),
                     child: None,
@@ -356,6 +379,12 @@ impl Etcd {
         let start = Instant::now();
         let mut last_err = String::new();
         while start.elapsed() < READY_DEADLINE {
+            assert!(
+                !member.has_exited(),
+                "etcd member {} exited before it was ready:\n{}",
+                member.name,
+                member.log_tail()
+            );
             match member_identity(&member.endpoint(), &self.access).await {
                 Ok(name) if name == member.name => return,
                 Ok(other) => panic!(
