@@ -51,11 +51,20 @@ pub fn etcdctl_binary() -> PathBuf {
     }
 }
 
+/// etcdctl aimed at `endpoints`, with `ETCDCTL_API` removed from its
+/// environment: etcdctl 3.4 and 3.5 speak API v3 by default, and 3.6 and
+/// later know no other and warn about the variable on every command.
+pub fn etcdctl_command(endpoints: &str) -> Command {
+    let mut command = Command::new(etcdctl_binary());
+    command
+        .env_remove("ETCDCTL_API")
+        .arg(format!("--endpoints={endpoints}"));
+    command
+}
+
 /// Runs etcdctl (API v3) against `endpoints` and returns its standard output.
 pub fn etcdctl(endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(etcdctl_binary())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
+    let out = etcdctl_command(endpoints)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", etcdctl_binary().display()));

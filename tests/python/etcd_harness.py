@@ -341,8 +341,10 @@ class Etcd:
         return int(answer.get("TTL", -1)) > 0
 
     def etcdctl(self, *args: str) -> str:
-        """Runs the etcdctl binary against this member, as a user would."""
-        env = dict(os.environ, ETCDCTL_API="3")
+        """Runs the etcdctl binary against this member, as a user would.
+        Without ETCDCTL_API: etcdctl 3.4 and 3.5 speak API v3 by default,
+        and 3.6 and later know no other and warn about the variable."""
+        env = {k: v for k, v in os.environ.items() if k != "ETCDCTL_API"}
         flags = ["--endpoints", self.endpoint]
         if self.certs is not None:
             flags += ["--cacert", str(self.certs.ca)]
