@@ -45,6 +45,17 @@ test-34:
 	  echo "== SKIPPED: etcd 3.4 pass ($(ETCD34) not found; run as root or install Debian's etcd-server)"; \
 	fi
 
+## One etcd version's pass, e.g. `make test-etcd-3.7.3` (or 3.6.16, 3.5.1, 3.4.23): the
+## integration tests with the fault matrix, the C suite, Python and interop. Not part of
+## `make test` yet: on 3.7.3 two healing tests fail until the core stops trusting the lease
+## of keys-only reads (docs/etcd-versions-notes.md).
+test-etcd-%: setup
+	$(CARGO) build -p libregistry-ffi
+	@bin="$$(scripts/etcd-path.sh $*)" && echo "== tests against etcd $$("$$bin" --version | head -n1)" && \
+	  ETCD_BIN="$$bin" $(CARGO) test -p libregistry-tests -p libregistry-ffi -- --nocapture && \
+	  ETCD_BIN="$$bin" scripts/test-python.sh && \
+	  ETCD_BIN="$$bin" scripts/test-interop.sh
+
 clean:
 	$(CARGO) clean
 

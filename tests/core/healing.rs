@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use harness::proxy::{Mode, Proxy};
 use harness::{dump, wait_until, Etcd};
 use libregistry::{Client, Event, Options, Service};
 
@@ -164,6 +165,72 @@ async fn key_overwritten_under_another_lease_is_reported_and_left() {
     assert_eq!(dump(&mut raw, "/").await[KEYS[0]].0, "theirs");
     client.close().await.unwrap();
     assert_eq!(dump(&mut raw, "/").await.len(), 1);
+}
+
+/// A key another process wrote while this client was cut off (the client's
+/// lease expired meanwhile, and compaction took the history its watch would
+/// have replayed) is found by the read that follows the reconnection: it
+/// must be reported and left to that process, not taken back. That read
+/// must see the key's lease (etcd 3.7.3 leaves it out of keys-only reads).
+#[tokio::test(flavor = "multi_thread")]
+async fn key_taken_while_cut_off_is_reported_and_left() {
+    let etcd = Etcd::start().await;
+    let proxy = Proxy::start(etcd.members[0].client_addr());
+    let client = Client::connect(
+        Options::new()
+            .endpoints([proxy.endpoint()])
+            .ttl_secs(TTL)
+            .request_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let _reg = client
+        .register(&Service::new("micro", "127.0.0.1:4000"))
+        .await
+        .unwrap();
+    let mut events = client.events();
+
+    proxy.set(Mode::Blackhole);
+    wait_until(
+        Duration::from_secs(10),
+        "the cut-off client's key expired",
+        || async {
+            !dump(&mut etcd.raw().await, "/micro/")
+                .await
+                .contains_key(KEYS[0])
+        },
+    )
+    .await;
+    let mut raw = etcd.raw().await;
+    let theirs = raw.lease_grant(30, None).await.unwrap().id();
+    let under_their_lease = etcd_client::PutOptions::new().with_lease(theirs);
+    raw.put(KEYS[0], "theirs", Some(under_their_lease))
+        .await
+        .unwrap();
+    etcd.compact_now().await;
+    proxy.set(Mode::Pass);
+
+    let conflict = Event::Conflict {
+        key: KEYS[0].into(),
+        other_lease: theirs,
+    };
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&conflict) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.next()).await {
+            Ok(Some(event)) => seen.push(event),
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(u64::from(TTL) + 1)).await;
+    assert_eq!(
+        dump(&mut raw, "/micro/").await[KEYS[0]],
+        ("theirs".to_string(), theirs),
+        "not fought over (events: {seen:?})"
+    );
+    assert!(seen.contains(&conflict), "reported: {seen:?}");
+    client.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

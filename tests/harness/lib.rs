@@ -55,11 +55,20 @@ pub fn etcdctl_binary() -> PathBuf {
     }
 }
 
+/// etcdctl aimed at `endpoints`, with `ETCDCTL_API` removed from its
+/// environment: etcdctl 3.4 and 3.5 speak API v3 by default, and 3.6 and
+/// later know no other and warn about the variable on every command.
+pub fn etcdctl_command(endpoints: &str) -> Command {
+    let mut command = Command::new(etcdctl_binary());
+    command
+        .env_remove("ETCDCTL_API")
+        .arg(format!("--endpoints={endpoints}"));
+    command
+}
+
 /// Runs etcdctl (API v3) against `endpoints` and returns its standard output.
 pub fn etcdctl(endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(etcdctl_binary())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
+    let out = etcdctl_command(endpoints)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", etcdctl_binary().display()));
@@ -95,10 +104,20 @@ pub fn workspace_root() -> PathBuf {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral loopback port")
+    free_ports(1)[0]
+}
+
+/// `n` distinct loopback ports nobody listens on right now. Each is held
+/// until all are chosen: ports picked one at a time can repeat (the kernel
+/// may hand a port it just got back out again), and an etcd member whose
+/// client and peer ports are one port fails with "address already in use".
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port's address").port())
+        .collect()
 }
 
 pub(crate) fn unique(tag: &str) -> String {
@@ -239,6 +258,18 @@ impl Member {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// Whether the process we started has exited (and is not yet reaped).
+    fn has_exited(&self) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        // The state follows the command name in parentheses: Z once exited.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
     /// The last lines of the member's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
@@ -288,6 +319,7 @@ impl Etcd {
             "http"
         };
         let token = unique("cluster");
+        let ports = free_ports(2 * size);
         let mut members: Vec<Member> = (0..size)
             .map(|i| {
                 let name = format!("{token}-m{i}");
@@ -296,8 +328,8 @@ impl Etcd {
                 Member {
                     name,
                     dir,
-                    client_port: free_port(),
-                    peer_port: free_port(),
+                    client_port: ports[2 * i],
+                    peer_port: ports[2 * i + 1],
                     initial_cluster: String::new(),
                     cluster_token: token.clone(),
                     child: None,
@@ -356,6 +388,12 @@ impl Etcd {
         let start = Instant::now();
         let mut last_err = String::new();
         while start.elapsed() < READY_DEADLINE {
+            assert!(
+                !member.has_exited(),
+                "etcd member {} exited before it was ready:\n{}",
+                member.name,
+                member.log_tail()
+            );
             match member_identity(&member.endpoint(), &self.access).await {
                 Ok(name) if name == member.name => return,
                 Ok(other) => panic!(

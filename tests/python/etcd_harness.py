@@ -61,9 +61,22 @@ def etcd_version() -> str:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on right now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct loopback ports nobody listens on right now. Each is
+    held until all are chosen: ports picked one at a time can repeat, and an
+    etcd whose client and peer ports are one port fails ("address already in use")."""
+    held = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def _b64(text: str) -> str:
@@ -128,8 +141,7 @@ class Etcd:
     def __init__(self, certs: Optional[Certs] = None, client_cert_auth: bool = False) -> None:
         self.name = f"lr-py-{os.getpid()}-{next(_counter)}-{time.time_ns() % 10**9}"
         self.dir = Path(tempfile.mkdtemp(prefix=self.name + "-"))
-        self.client_port = free_port()
-        self.peer_port = free_port()
+        self.client_port, self.peer_port = free_ports(2)
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.frozen = False
         self.certs = certs
@@ -333,8 +345,10 @@ class Etcd:
         return int(answer.get("TTL", -1)) > 0
 
     def etcdctl(self, *args: str) -> str:
-        """Runs the etcdctl binary against this member, as a user would."""
-        env = dict(os.environ, ETCDCTL_API="3")
+        """Runs the etcdctl binary against this member, as a user would.
+        Without ETCDCTL_API: etcdctl 3.4 and 3.5 speak API v3 by default,
+        and 3.6 and later know no other and warn about the variable."""
+        env = {k: v for k, v in os.environ.items() if k != "ETCDCTL_API"}
         flags = ["--endpoints", self.endpoint]
         if self.certs is not None:
             flags += ["--cacert", str(self.certs.ca)]

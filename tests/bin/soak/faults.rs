@@ -262,9 +262,7 @@ impl Stage {
     async fn etcdctl(&self, args: Vec<String>) -> Result<String, String> {
         let endpoints = self.etcd.endpoints_csv();
         tokio::task::spawn_blocking(move || {
-            let out = std::process::Command::new(harness::etcdctl_binary())
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={endpoints}"))
+            let out = harness::etcdctl_command(&endpoints)
                 .args(&args)
                 .output()
                 .map_err(|e| format!("etcdctl: {e}"))?;
