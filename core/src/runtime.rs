@@ -37,6 +37,7 @@ pub(crate) fn handle() -> Result<Handle> {
         .worker_threads(WORKER_THREADS)
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("libregistry")
+        .on_thread_start(ignore_broken_pipes)
         .enable_all()
         .build()
         .map_err(|e| Error::Etcd(format!("cannot start the libregistry runtime: {e}")))?;
@@ -51,6 +52,24 @@ pub(crate) fn handle() -> Result<Handle> {
             .push(inherited);
     }
     Ok(rt.handle().clone())
+}
+
+/// Blocks SIGPIPE in the calling (runtime) thread. The runtime's threads
+/// write to etcd's sockets; a write to a connection etcd closed (a member
+/// refusing a TLS client, say) raises SIGPIPE, whose default action kills
+/// the process. Rust and Python ignore it; a C program usually does not.
+/// Blocked, the write fails with EPIPE instead, which the connection
+/// handles like any broken connection.
+fn ignore_broken_pipes() {
+    #[cfg(unix)]
+    // SAFETY: only this thread's signal mask changes; the set is initialised
+    // by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Runs `fut` to completion on the library runtime from a plain (non-async) thread.
