@@ -15,9 +15,10 @@ use crate::discovery::{self, Watcher};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventStream};
 use crate::instance::Instance;
+use crate::members::Members;
 use crate::options::{Options, Resolved};
 use crate::pick::PickPolicy;
-use crate::requests::{bounded, BoundedEtcd};
+use crate::requests::BoundedEtcd;
 use crate::runtime;
 use crate::service::{EnvDefaults, Service};
 use crate::supervisor::{close_budget, Command, NewEntry, Status, Supervisor};
@@ -93,13 +94,7 @@ impl Client {
                         .with_user(creds.user.clone(), creds.password.expose())
                         .with_auto_token_refresh(true);
                 }
-                let etcd = bounded(
-                    "connect",
-                    resolved.request_timeout,
-                    etcd_client::Client::connect(resolved.endpoints.clone(), Some(connect)),
-                )
-                .await?;
-                let etcd = BoundedEtcd::new(etcd);
+                let etcd = BoundedEtcd::new(Members::new(&resolved.endpoints, connect));
                 // No lease yet (one is granted for the first registration),
                 // but a client that cannot reach etcd fails now, not later.
                 etcd.probe(resolved.request_timeout).await?;

@@ -31,6 +31,7 @@ pub mod events;
 pub mod instance;
 mod keepalive;
 pub mod logs;
+mod members;
 mod names;
 pub mod options;
 pub mod pick;

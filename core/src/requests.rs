@@ -1,9 +1,16 @@
-//! Every request to etcd, with its deadline. A request that could not even
-//! be sent (the balancer chose a member whose connection is down) is tried
-//! again until the deadline, so the balancer can pick a live member: one
-//! dead member of a cluster never fails a call that another could serve.
+//! Every request to etcd, with its deadline, sent to one member at a time
+//! ([`crate::members`]). Every request the library sends is safe to repeat:
+//! puts carry the whole value under our lease, deletes and updates are
+//! guarded by compares, reads are reads, and a lease granted twice costs
+//! nothing lasting (the spare one holds no key and expires). So a request
+//! whose member fails (connection refused or reset, no leader) or does not
+//! answer within a third of the deadline is sent to another member, until
+//! one answers or the deadline passes: one member that is down, frozen,
+//! cut off from its peers or restarted before it serves never costs a call
+//! its deadline while another can answer.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -13,25 +20,30 @@ use etcd_client::{
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::members::Members;
 
-/// Longest pause between two tries of an unsent request.
+/// Longest pause between two tries while every member is passed over.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// A member gets at least this long to answer before another is tried.
+const MIN_PATIENCE: Duration = Duration::from_millis(250);
 
-/// A client's connection to etcd in which every request has a deadline
-/// and an attempt that provably never left is tried again (see the module docs).
+/// A client's connection to etcd: its members, and requests that each have
+/// a deadline and move to another member when theirs fails or stalls.
 #[derive(Clone)]
 pub(crate) struct BoundedEtcd {
-    client: etcd_client::Client,
+    members: Arc<Members>,
 }
 
 impl BoundedEtcd {
-    pub(crate) fn new(client: etcd_client::Client) -> Self {
-        BoundedEtcd { client }
+    pub(crate) fn new(members: Members) -> Self {
+        BoundedEtcd {
+            members: Arc::new(members),
+        }
     }
 
-    /// The underlying client, for streams that manage their own deadlines (keepalive).
-    pub(crate) fn raw(&self) -> &etcd_client::Client {
-        &self.client
+    /// The members, for streams that manage their own deadlines (keepalive).
+    pub(crate) fn members(&self) -> &Arc<Members> {
+        &self.members
     }
 
     pub(crate) async fn txn(
@@ -40,10 +52,9 @@ impl BoundedEtcd {
         after: Duration,
         txn: Txn,
     ) -> Result<TxnResponse> {
-        retrying(op, after, || {
-            let mut kv = self.client.kv_client();
+        self.request(op, after, |client| {
             let txn = txn.clone();
-            async move { kv.txn(txn).await }
+            async move { client.kv_client().txn(txn).await }
         })
         .await
     }
@@ -54,10 +65,12 @@ impl BoundedEtcd {
         after: Duration,
         prefix: &str,
     ) -> Result<GetResponse> {
-        retrying(op, after, || {
-            let mut kv = self.client.kv_client();
+        self.request(op, after, |client| {
             let prefix = prefix.to_string();
-            async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            async move {
+                let options = GetOptions::new().with_prefix();
+                client.kv_client().get(prefix, Some(options)).await
+            }
         })
         .await
     }
@@ -87,12 +100,12 @@ impl BoundedEtcd {
                 options = options.with_revision(revision);
             }
             let left = until.saturating_duration_since(Instant::now());
-            let read = retrying(op, left, || {
-                let mut kv = self.client.kv_client();
-                let (from, options) = (from.clone(), options.clone());
-                async move { kv.get(from, Some(options)).await }
-            })
-            .await;
+            let read = self
+                .request(op, left, |client| {
+                    let (from, options) = (from.clone(), options.clone());
+                    async move { client.kv_client().get(from, Some(options)).await }
+                })
+                .await;
             let mut resp = match read {
                 Err(Error::Etcd(why)) if page > 1 && is_too_large(&why) => {
                     page /= 2;
@@ -132,12 +145,12 @@ impl BoundedEtcd {
             let etcd = self.clone();
             let key = key.clone();
             reads.spawn(async move {
-                let got = retrying(op, after, || {
-                    let mut kv = etcd.client.kv_client();
-                    let key = key.clone();
-                    async move { kv.get(key, None).await }
-                })
-                .await;
+                let got = etcd
+                    .request(op, after, |client| {
+                        let key = key.clone();
+                        async move { client.kv_client().get(key, None).await }
+                    })
+                    .await;
                 (index, got)
             });
         }
@@ -153,35 +166,35 @@ impl BoundedEtcd {
     /// within `after`, the way `etcdctl endpoint health` does: a refusal to
     /// read the key still proves the cluster answers.
     pub(crate) async fn probe(&self, after: Duration) -> Result<()> {
-        let result = retrying("connect", after, || {
-            let mut kv = self.client.kv_client();
-            async move {
-                kv.get("health", Some(GetOptions::new().with_count_only()))
-                    .await
-            }
-        })
-        .await;
+        let result = self
+            .request("connect", after, |client| async move {
+                let options = GetOptions::new().with_count_only();
+                client.kv_client().get("health", Some(options)).await
+            })
+            .await;
         match result {
-            Ok(_) | Err(Error::PermissionDenied(_)) => Ok(()),
+            Ok(_) => Ok(()),
+            // A role that may not read the key: etcd answered. Refused
+            // credentials are not that.
+            Err(Error::PermissionDenied(why)) if !is_auth_failure(&why) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     pub(crate) async fn grant(&self, after: Duration, ttl_secs: i64) -> Result<LeaseGrantResponse> {
-        retrying("lease grant", after, || {
-            let mut lease = self.client.lease_client();
-            async move { lease.grant(ttl_secs, None).await }
+        self.request("lease grant", after, |client| async move {
+            client.lease_client().grant(ttl_secs, None).await
         })
         .await
     }
 
     /// Revokes `id`; a lease etcd no longer knows counts as revoked.
     pub(crate) async fn revoke(&self, op: &'static str, after: Duration, id: i64) -> Result<()> {
-        let result = retrying(op, after, || {
-            let mut lease = self.client.lease_client();
-            async move { lease.revoke(id).await }
-        })
-        .await;
+        let result = self
+            .request(op, after, |client| async move {
+                client.lease_client().revoke(id).await
+            })
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(Error::Etcd(m)) if is_lease_missing(&m) => Ok(()),
@@ -196,12 +209,84 @@ impl BoundedEtcd {
         key: &str,
         options: WatchOptions,
     ) -> Result<WatchStream> {
-        retrying(op, after, || {
-            let mut watch = self.client.watch_client();
+        self.request(op, after, |client| {
             let (key, options) = (key.to_string(), options.clone());
-            async move { watch.watch(key, Some(options)).await }
+            async move { client.watch_client().watch(key, Some(options)).await }
         })
         .await
+    }
+
+    /// Runs `attempt` on a member until one answers (an answer may be an
+    /// error of etcd's, such as permission denied) or `after` has passed.
+    /// A member that fails, or does not answer within a third of `after`
+    /// while another member could, is passed over and the attempt made on
+    /// another.
+    pub(crate) async fn request<T, F, Fut>(
+        &self,
+        op: &'static str,
+        after: Duration,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(etcd_client::Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let until = Instant::now() + after;
+        let timed_out = || Error::Timeout {
+            operation: op,
+            after,
+        };
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let member = self.members.pick();
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            let patience = if self.members.len() > 1 {
+                (after / 3).max(MIN_PATIENCE).min(left)
+            } else {
+                left
+            };
+            let client = match self.members.client(member, until).await {
+                Ok(client) => client,
+                Err(e) if e.is_transient() => {
+                    self.members.failed(member, &e.to_string());
+                    if Instant::now() + pause >= until {
+                        return Err(e);
+                    }
+                    if self.members.all_avoided() {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let err = match tokio::time::timeout(patience, attempt(client)).await {
+                Ok(Ok(value)) => {
+                    self.members.answered(member);
+                    return Ok(value);
+                }
+                Err(_) if Instant::now() >= until => return Err(timed_out()),
+                Err(_) => {
+                    self.members.failed(member, "no answer in time");
+                    continue;
+                }
+                Ok(Err(err)) => err,
+            };
+            if !is_member_trouble(&err) {
+                return Err(map_timeout(Error::from(err), op, after));
+            }
+            self.members.failed(member, &crate::error::describe(&err));
+            if Instant::now() + pause >= until {
+                return Err(map_timeout(Error::from(err), op, after));
+            }
+            if self.members.all_avoided() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            }
+        }
     }
 }
 
@@ -231,44 +316,6 @@ pub(crate) fn is_lease_missing(message: &str) -> bool {
     message.contains("lease not found")
 }
 
-/// Runs `attempt` until it succeeds, fails for a reason other than "not
-/// sent", or `after` has passed.
-pub(crate) async fn retrying<T, F, Fut>(
-    op: &'static str,
-    after: Duration,
-    mut attempt: F,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, etcd_client::Error>>,
-{
-    let until = Instant::now() + after;
-    let mut pause = Duration::from_millis(10);
-    loop {
-        let err = match tokio::time::timeout_at(until, attempt()).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    operation: op,
-                    after,
-                })
-            }
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(err)) => err,
-        };
-        if !was_not_sent(&err) || Instant::now() + pause >= until {
-            return Err(match Error::from(err) {
-                Error::Timeout { .. } => Error::Timeout {
-                    operation: op,
-                    after,
-                },
-                other => other,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_RETRY_PAUSE);
-    }
-}
-
 /// Runs one attempt of `fut` with a deadline (for what must not be repeated).
 pub(crate) async fn bounded<T>(
     op: &'static str,
@@ -284,27 +331,40 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-/// Errors that prove the request never reached etcd: no connection could be
-/// made, or the connection closed while the request still waited in hyper's
-/// queue (hyper cancels those with "connection closed" / "connection was not
-/// ready" before writing a byte of them; a member behind a TCP proxy or load
-/// balancer that dies looks like this, not like a refused connection).
-/// A failed TLS handshake is not among them: trying again cannot help.
-fn was_not_sent(err: &etcd_client::Error) -> bool {
-    let no_connection = match err {
-        etcd_client::Error::TransportError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => match s.code() {
-            tonic::Code::Unavailable => s.message().contains("connect"),
-            tonic::Code::Cancelled => {
-                let why = crate::error::describe(err);
-                why.contains("operation was canceled: connection closed")
-                    || why.contains("operation was canceled: connection was not ready")
-            }
-            _ => false,
-        },
+/// Whether a failure is the member's (its connection, its view of the
+/// cluster) rather than an answer about the request itself: worth trying
+/// another member. A failed TLS handshake is not: another cannot help.
+pub(crate) fn is_member_trouble(err: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    let member = match err {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            Code::Unavailable
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Aborted
+        ),
         _ => false,
     };
-    no_connection && !crate::error::is_tls_failure(&crate::error::describe(err))
+    member && !crate::error::is_tls_failure(&crate::error::describe(err))
+}
+
+/// Whether etcd refused the credentials themselves (not a permission).
+fn is_auth_failure(message: &str) -> bool {
+    message.contains("authentication failed") || message.contains("user name is empty")
+}
+
+/// A timeout reported by etcd itself, renamed for what was being done.
+fn map_timeout(err: Error, op: &'static str, after: Duration) -> Error {
+    match err {
+        Error::Timeout { .. } => Error::Timeout {
+            operation: op,
+            after,
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ impl Supervisor {
         let (lease_tx, lease_rx) = watch::channel(None);
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::keepalive::run(
-            etcd.raw().clone(),
+            etcd.members().clone(),
             lease_rx,
             lost_tx,
             status.keepalives_sent.clone(),

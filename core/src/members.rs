@@ -1,0 +1,162 @@
+//! The etcd members a client talks to: one connection each, and which one
+//! to use. Requests go to one member while it answers; a member that fails
+//! or does not answer in time is passed over for a while (longer each time
+//! it fails again), and taken back once that while is over and it answers.
+//!
+//! One connection per member (rather than one balanced channel over all of
+//! them) is what lets the client see which member is at fault: a member
+//! restarted and accepting connections before it serves, cut off from its
+//! peers, frozen or killed under a request is steered around within a
+//! fraction of a deadline instead of being picked again by a balancer that
+//! only knows whether a connection is up.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// How long a member is passed over after its first failure; doubled for
+/// each failure in a row.
+const FIRST_AVOIDANCE: Duration = Duration::from_millis(250);
+/// The longest a member is passed over.
+const MAX_AVOIDANCE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Failures in a row.
+    strikes: u32,
+    /// Passed over until then.
+    avoid_until: Option<Instant>,
+}
+
+struct Member {
+    endpoint: String,
+    /// Built on first use: with credentials, building one authenticates.
+    client: tokio::sync::Mutex<Option<etcd_client::Client>>,
+    health: Mutex<Health>,
+}
+
+/// The members of one client.
+pub(crate) struct Members {
+    list: Vec<Member>,
+    options: etcd_client::ConnectOptions,
+    /// The member requests go to while it answers.
+    current: AtomicUsize,
+}
+
+impl Members {
+    pub(crate) fn new(endpoints: &[String], options: etcd_client::ConnectOptions) -> Members {
+        Members {
+            list: endpoints
+                .iter()
+                .map(|endpoint| Member {
+                    endpoint: endpoint.clone(),
+                    client: tokio::sync::Mutex::new(None),
+                    health: Mutex::new(Health::default()),
+                })
+                .collect(),
+            options,
+            current: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(crate) fn endpoint(&self, member: usize) -> &str {
+        &self.list[member].endpoint
+    }
+
+    fn health(&self, member: usize) -> std::sync::MutexGuard<'_, Health> {
+        self.list[member]
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The member to use now: the current one unless it is passed over,
+    /// else the next that is not, else the one passed over the shortest.
+    pub(crate) fn pick(&self) -> usize {
+        let now = Instant::now();
+        let n = self.list.len();
+        let start = self.current.load(Ordering::Relaxed) % n;
+        let mut soonest = (start, None::<Instant>);
+        for step in 0..n {
+            let member = (start + step) % n;
+            match self.health(member).avoid_until {
+                Some(until) if until > now => {
+                    if soonest.1.is_none_or(|s| until < s) {
+                        soonest = (member, Some(until));
+                    }
+                }
+                _ => {
+                    self.current.store(member, Ordering::Relaxed);
+                    return member;
+                }
+            }
+        }
+        self.current.store(soonest.0, Ordering::Relaxed);
+        soonest.0
+    }
+
+    /// Whether every member is passed over right now.
+    pub(crate) fn all_avoided(&self) -> bool {
+        let now = Instant::now();
+        (0..self.list.len()).all(|m| self.health(m).avoid_until.is_some_and(|u| u > now))
+    }
+
+    /// `member` answered.
+    pub(crate) fn answered(&self, member: usize) {
+        let mut health = self.health(member);
+        if health.strikes > 0 {
+            tracing::debug!(endpoint = %self.list[member].endpoint, "member answers again");
+        }
+        *health = Health::default();
+    }
+
+    /// `member` failed or did not answer in time: pass it over for a while.
+    pub(crate) fn failed(&self, member: usize, why: &str) {
+        let mut health = self.health(member);
+        health.strikes = health.strikes.saturating_add(1);
+        let avoid = FIRST_AVOIDANCE
+            .saturating_mul(1 << (health.strikes - 1).min(8))
+            .min(MAX_AVOIDANCE);
+        health.avoid_until = Some(Instant::now() + avoid);
+        tracing::debug!(
+            endpoint = %self.list[member].endpoint,
+            strikes = health.strikes,
+            ?avoid,
+            why,
+            "passing over an etcd member"
+        );
+    }
+
+    /// The connection to `member`, built (and, with credentials,
+    /// authenticated) on first use, within `until`.
+    pub(crate) async fn client(
+        &self,
+        member: usize,
+        until: Instant,
+    ) -> Result<etcd_client::Client> {
+        let mut slot = self.list[member].client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let endpoint = &self.list[member].endpoint;
+        let connect = etcd_client::Client::connect([endpoint.as_str()], Some(self.options.clone()));
+        let client = match tokio::time::timeout_at(until, connect).await {
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "no answer from {endpoint} while connecting"
+                )))
+            }
+            Ok(result) => result?,
+        };
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+}
