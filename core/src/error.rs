@@ -168,6 +168,10 @@ impl From<etcd_client::Error> for Error {
                     {
                         Error::PermissionDenied(msg)
                     }
+                    _ if msg.contains("database space exceeded") => Error::Etcd(format!(
+                        "etcd is out of space (its NOSPACE alarm is raised: {msg}); writes fail \
+                         until an operator compacts, defragments and disarms the alarm"
+                    )),
                     Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
                         Error::invalid("request", msg)
                     }

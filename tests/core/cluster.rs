@@ -64,3 +64,86 @@ async fn survives_losing_its_member_and_the_leader() {
     let mut raw = etcd.raw().await;
     assert!(dump(&mut raw, "/").await.is_empty());
 }
+
+/// The member the client talks to is SIGKILLed while deregisters, reads
+/// and keepalives are in flight on it: every call is answered by another
+/// member well within its deadline, and the lease is never lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
+    const N: usize = 300;
+    const DEADLINE: Duration = Duration::from_secs(5);
+    let mut etcd = Etcd::cluster(3).await;
+    // Member 0 is the client's first endpoint: the one it talks to. A
+    // follower, so that this is about failing over, not about an election.
+    let leader = etcd.move_leader_off(0).await;
+    assert!(leader.is_some_and(|l| l != 0), "leadership not moved");
+    let client = Client::connect(
+        Options::new()
+            .endpoints(etcd.endpoints())
+            .ttl_secs(TTL)
+            .request_timeout(DEADLINE),
+    )
+    .await
+    .unwrap();
+    let services: Vec<Service> = (0..N)
+        .map(|i| Service::new("killed", format!("10.0.{}.{}:80", i / 250, i % 250)))
+        .collect();
+    let regs = client.register_many(&services).await.unwrap();
+    let lease = client.lease_id();
+    let mut events = client.events();
+
+    // Deregisters one after another, and reads in parallel, while member 0 dies.
+    let deregisters = tokio::spawn(async move {
+        let mut slowest = Duration::ZERO;
+        for reg in &regs {
+            let started = Instant::now();
+            reg.deregister().await.expect("deregister");
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    });
+    let reader = client.clone();
+    let reads = tokio::spawn(async move {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..N {
+            let started = Instant::now();
+            reader.discover("killed").await.expect("discover");
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    etcd.members[0].kill();
+    let killed = Instant::now();
+    let slowest_deregister = deregisters.await.unwrap();
+    let slowest_read = reads.await.unwrap();
+    let after_kill = killed.elapsed();
+    // A keepalive or two more on the other members.
+    tokio::time::sleep(Duration::from_secs(u64::from(TTL))).await;
+    println!(
+        "cluster[member killed under requests]: slowest deregister {} ms, slowest discover {} ms (deadline {} s); calls went on {} ms after the kill",
+        slowest_deregister.as_millis(),
+        slowest_read.as_millis(),
+        DEADLINE.as_secs(),
+        after_kill.as_millis()
+    );
+    assert!(slowest_deregister < DEADLINE / 2);
+    assert!(slowest_read < DEADLINE / 2);
+    assert_eq!(
+        client.lease_id(),
+        lease,
+        "the lease was kept alive throughout"
+    );
+    while let Some(event) = events.try_next() {
+        assert!(
+            !matches!(event, libregistry::Event::LeaseLost { .. }),
+            "{event:?}"
+        );
+    }
+    let mut raw = etcd.raw().await;
+    assert!(
+        dump(&mut raw, "/killed/").await.is_empty(),
+        "every key deregistered"
+    );
+    client.close().await.unwrap();
+}

@@ -449,3 +449,146 @@ async fn case10_churn_while_leader_member_and_network_fail() {
     );
     s.conclude("after the network heals", end, true).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn case11_member_cut_off_from_its_peers_but_not_from_clients() {
+    let mut s = Scenario::start_with(
+        "11 the member the client talks to cut off from its peers, not from clients",
+        || harness::Etcd::cluster_with_peer_proxies(3),
+    )
+    .await;
+    s.watch_for_gaps();
+    let member = s.busiest_member(0).await;
+    let leader = s.etcd.move_leader_off(member).await;
+    assert!(leader.is_some_and(|l| l != member), "leadership not moved");
+    // Nothing reaches the member from its peers: it loses its leader and
+    // can commit nothing, while clients still reach it.
+    s.etcd.peer_proxies[member].set(Mode::Blackhole);
+    let cut = Instant::now();
+    // Calls made meanwhile go to the members that still have a leader,
+    // each within its deadline.
+    let mut slowest = Duration::ZERO;
+    while cut.elapsed() < FAULT / 2 {
+        let started = Instant::now();
+        let key = s.providers[0].register_next().await.expect("register");
+        slowest = slowest.max(started.elapsed());
+        let started = Instant::now();
+        s.providers[0].deregister(&key).await.expect("deregister");
+        slowest = slowest.max(started.elapsed());
+        let started = Instant::now();
+        s.consumer.discover(SERVICE).await.expect("discover");
+        slowest = slowest.max(started.elapsed());
+    }
+    println!(
+        "fault-matrix: [{}] slowest register, deregister or discover while cut off: {} ms (deadline {} ms)",
+        s.case,
+        slowest.as_millis(),
+        scenario::REQUEST_TIMEOUT.as_millis()
+    );
+    assert!(slowest < scenario::REQUEST_TIMEOUT);
+    s.recovered("held while the member is cut off (after the cut)", cut)
+        .await;
+    tokio::time::sleep_until((cut + FAULT).into()).await;
+    s.etcd.peer_proxies[member].set(Mode::Pass);
+    s.conclude("after the partition heals", Instant::now(), true)
+        .await;
+}
+
+/// The cluster's quota for case 12: small enough to fill in a second.
+const SMALL_QUOTA_BYTES: u64 = 16 << 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn case12_etcd_out_of_space() {
+    let quota = vec![
+        "--quota-backend-bytes".to_string(),
+        SMALL_QUOTA_BYTES.to_string(),
+    ];
+    let mut s = Scenario::start_with("12 etcd out of space (NOSPACE alarm)", || {
+        harness::Etcd::cluster_with_flags(3, quota)
+    })
+    .await;
+    let leases: Vec<Option<i64>> = s.providers.iter().map(|p| p.client.lease_id()).collect();
+    let mut raw = s.raw();
+    // Fill the database past its quota: etcd raises its NOSPACE alarm.
+    let junk = vec![b'x'; 1 << 20];
+    let mut filled = false;
+    for _ in 0..200 {
+        match raw.put("/junk/fill", junk.clone(), None).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("database space exceeded") => {
+                filled = true;
+                break;
+            }
+            Err(e) => panic!("filling etcd: {e}"),
+        }
+    }
+    assert!(filled, "etcd never ran out of space");
+    let full = Instant::now();
+    // Keepalives still work under the alarm: every registration keeps its lease.
+    tokio::time::sleep(TTL * 2).await;
+    let now: Vec<Option<i64>> = s.providers.iter().map(|p| p.client.lease_id()).collect();
+    assert_eq!(now, leases, "the leases lived through the alarm");
+    s.recovered("registrations held under the alarm", full)
+        .await;
+    // A new registration fails, naming the alarm.
+    let refused = s.providers[0].register_next().await;
+    let err = refused.expect_err("etcd has no space");
+    assert!(err.to_string().contains("NOSPACE"), "{err}");
+    println!("fault-matrix: [{}] a register meanwhile: {err}", s.case);
+    // A key deleted from outside cannot be put back while the alarm lasts.
+    let key = s.providers[0].regs.keys().next().cloned().expect("a key");
+    raw.delete(key.as_str(), None).await.expect("delete");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let gone = raw
+        .get(key.as_str(), None)
+        .await
+        .expect("read")
+        .kvs()
+        .is_empty();
+    assert!(gone, "no write can land under the alarm");
+    // The operator frees space: the junk deleted, etcd compacted and every
+    // member defragmented, each member's alarm disarmed. The client heals
+    // without a restart.
+    raw.delete("/junk/fill", None)
+        .await
+        .expect("delete the junk");
+    let revision = raw
+        .get("/", None)
+        .await
+        .expect("read")
+        .header()
+        .map(|h| h.revision())
+        .unwrap_or(0);
+    let physical = etcd_client::CompactionOptions::new().with_physical();
+    raw.compact(revision, Some(physical))
+        .await
+        .expect("compact");
+    for endpoint in s.etcd.endpoints() {
+        let mut member = etcd_client::Client::connect([endpoint], None)
+            .await
+            .expect("connect");
+        member.defragment().await.expect("defragment");
+    }
+    let raised = raw
+        .alarm(
+            etcd_client::AlarmAction::Get,
+            etcd_client::AlarmType::None,
+            None,
+        )
+        .await
+        .expect("list alarms");
+    for alarm in raised.alarms() {
+        let mut which = etcd_client::AlarmOptions::new();
+        which.with_member(alarm.member_id());
+        raw.alarm(
+            etcd_client::AlarmAction::Deactivate,
+            alarm.alarm(),
+            Some(which),
+        )
+        .await
+        .expect("disarm");
+    }
+    let disarmed = Instant::now();
+    s.conclude("after the operator disarms the alarm", disarmed, true)
+        .await;
+}

@@ -240,6 +240,15 @@ pub struct Scenario {
 impl Scenario {
     /// Starts the cluster and the clients, registers 100 services and checks them.
     pub async fn start(case: &'static str) -> Scenario {
+        Scenario::start_with(case, || Etcd::cluster(3)).await
+    }
+
+    /// [`Scenario::start`] on a cluster `make` starts (its members' flags or proxies).
+    pub async fn start_with<F, Fut>(case: &'static str, make: F) -> Scenario
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Etcd>,
+    {
         let serial = SERIAL.lock().await;
         if std::env::var_os("FAULT_TRACE").is_some() {
             use tracing_subscriber::prelude::*;
@@ -251,7 +260,7 @@ impl Scenario {
                 )
                 .try_init();
         }
-        let etcd = Etcd::cluster(3).await;
+        let etcd = make().await;
         let mut providers = Vec::new();
         for index in 0..2 {
             let proxies: Vec<Arc<Proxy>> = etcd.proxies().into_iter().map(Arc::new).collect();

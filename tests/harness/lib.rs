@@ -139,6 +139,8 @@ pub struct Member {
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// The peer URL others use, when it is not the member's own (a proxy).
+    advertised_peer_url: Option<String>,
     initial_cluster: String,
     cluster_token: String,
     child: Option<Child>,
@@ -167,6 +169,13 @@ impl Member {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
 
+    /// The peer URL the other members dial.
+    fn advertised_peer_url(&self) -> String {
+        self.advertised_peer_url
+            .clone()
+            .unwrap_or_else(|| self.peer_url())
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -185,18 +194,19 @@ impl Member {
             .args(["--listen-client-urls", &self.endpoint()])
             .args(["--advertise-client-urls", &self.endpoint()])
             .args(["--listen-peer-urls", &self.peer_url()])
-            .args(["--initial-advertise-peer-urls", &self.peer_url()])
+            .args(["--initial-advertise-peer-urls", &self.advertised_peer_url()])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.cluster_token])
             .args(["--initial-cluster-state", "new"])
-            .args(&self.extra_args)
-            // Small and quick: tests restart members often.
+            // Small and quick: tests restart members often. Before the extra
+            // flags, which win when they set the same one (a small quota).
             .args([
                 "--snapshot-count",
                 "10000",
                 "--quota-backend-bytes",
                 "1073741824",
             ])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
             .stderr(Stdio::from(log))
@@ -296,6 +306,10 @@ fn signal(pid: u32, sig: libc::c_int) {
 pub struct Etcd {
     /// The members, in the order of their endpoints.
     pub members: Vec<Member>,
+    /// Proxies in front of each member's peer port, in member order, when
+    /// the cluster was made with them (to cut a member off from its peers
+    /// but not from clients); empty otherwise.
+    pub peer_proxies: Vec<proxy::Proxy>,
     /// How the harness's own clients connect (TLS, user).
     access: Access,
 }
@@ -311,8 +325,30 @@ impl Etcd {
         Etcd::cluster_with(size, Vec::new(), Access::default()).await
     }
 
+    /// A cluster whose members all get `extra_args` (etcd flags, which win
+    /// over the harness's own), e.g. `--quota-backend-bytes` for a small quota.
+    pub async fn cluster_with_flags(size: usize, extra_args: Vec<String>) -> Etcd {
+        Etcd::cluster_with(size, extra_args, Access::default()).await
+    }
+
+    /// A cluster whose members reach each other through a proxy in front of
+    /// each member's peer port ([`Etcd::peer_proxies`]): a member can be cut
+    /// off from its peers while clients still reach it.
+    pub async fn cluster_with_peer_proxies(size: usize) -> Etcd {
+        Etcd::build(size, Vec::new(), Access::default(), true).await
+    }
+
     /// A cluster whose members all get `extra_args`; the harness connects with `access`.
     pub(crate) async fn cluster_with(size: usize, extra_args: Vec<String>, access: Access) -> Etcd {
+        Etcd::build(size, extra_args, access, false).await
+    }
+
+    async fn build(
+        size: usize,
+        extra_args: Vec<String>,
+        access: Access,
+        peer_proxies: bool,
+    ) -> Etcd {
         let scheme = if access.tls.is_some() {
             "https"
         } else {
@@ -330,6 +366,7 @@ impl Etcd {
                     dir,
                     client_port: ports[2 * i],
                     peer_port: ports[2 * i + 1],
+                    advertised_peer_url: None,
                     initial_cluster: String::new(),
                     cluster_token: token.clone(),
                     child: None,
@@ -338,16 +375,29 @@ impl Etcd {
                 }
             })
             .collect();
+        let mut proxies = Vec::new();
+        if peer_proxies {
+            for m in &mut members {
+                let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], m.peer_port));
+                let proxy = proxy::Proxy::start(upstream);
+                m.advertised_peer_url = Some(proxy.endpoint());
+                proxies.push(proxy);
+            }
+        }
         let initial = members
             .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .map(|m| format!("{}={}", m.name, m.advertised_peer_url()))
             .collect::<Vec<_>>()
             .join(",");
         for m in &mut members {
             m.initial_cluster = initial.clone();
             m.spawn();
         }
-        let etcd = Etcd { members, access };
+        let etcd = Etcd {
+            members,
+            peer_proxies: proxies,
+            access,
+        };
         for i in 0..size {
             etcd.wait_member_ready(i).await;
         }
