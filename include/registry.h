@@ -130,6 +130,11 @@ typedef enum registry_event_kind {
    * The client was closed and its lease revoked.
    */
   REGISTRY_EVENT_CLOSED = 7,
+  /**
+   * This client registered `key`, which another process's lease
+   * (`other_lease_id`) held: the newest registration wins.
+   */
+  REGISTRY_EVENT_TOOK_OVER = 8,
 } registry_event_kind;
 
 /**
@@ -204,7 +209,7 @@ typedef struct registry_event {
    */
   int64_t lease_id;
   /**
-   * For a conflict: the other process's lease.
+   * For a conflict or a takeover: the other process's lease.
    */
   int64_t other_lease_id;
   /**

@@ -71,6 +71,15 @@ pub enum Event {
         /// The etcd key.
         key: String,
     },
+    /// This client registered a key another process's live lease held:
+    /// the newest registration wins, and the other process hears of it as
+    /// a `Conflict`.
+    TookOver {
+        /// The etcd key.
+        key: String,
+        /// The lease that held it before.
+        from_lease: i64,
+    },
     /// Another process wrote this key under its own lease; it is left to them.
     Conflict {
         /// The etcd key.

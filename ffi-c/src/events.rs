@@ -28,6 +28,9 @@ pub enum registry_event_kind {
     REGISTRY_EVENT_CONFLICT = 6,
     /// The client was closed and its lease revoked.
     REGISTRY_EVENT_CLOSED = 7,
+    /// This client registered `key`, which another process's lease
+    /// (`other_lease_id`) held: the newest registration wins.
+    REGISTRY_EVENT_TOOK_OVER = 8,
 }
 
 /// One event. Every pointer in it is owned by the library and valid only
@@ -40,7 +43,7 @@ pub struct registry_event {
     pub key: *const c_char,
     /// The client's lease concerned (lost or new), or 0.
     pub lease_id: i64,
-    /// For a conflict: the other process's lease.
+    /// For a conflict or a takeover: the other process's lease.
     pub other_lease_id: i64,
     /// For a lost lease: why, in words; else NULL.
     pub reason: *const c_char,
@@ -188,6 +191,11 @@ fn with_c_event(event: &Event, f: impl FnOnce(*const registry_event)) {
         } => {
             raw.kind = K::REGISTRY_EVENT_CONFLICT;
             raw.other_lease_id = *other_lease;
+            key = Some(cstring(k));
+        }
+        Event::TookOver { key: k, from_lease } => {
+            raw.kind = K::REGISTRY_EVENT_TOOK_OVER;
+            raw.other_lease_id = *from_lease;
             key = Some(cstring(k));
         }
         Event::Closed => raw.kind = K::REGISTRY_EVENT_CLOSED,

@@ -306,3 +306,66 @@ fn blocking_api_round_trip() {
         },
     ));
 }
+
+/// Whether `wanted` comes within 5 s.
+async fn next_event(events: &mut libregistry::EventStream, wanted: &Event) -> bool {
+    let found = async {
+        while let Some(event) = events.next().await {
+            if &event == wanted {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(5), found)
+        .await
+        .unwrap_or(false)
+}
+
+/// A second process registering a key a live process holds takes it over
+/// (the newest registration wins) and hears of it; the first hears of the
+/// conflict and leaves the key alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_second_registrant_of_a_key_hears_that_it_took_it_over() {
+    let etcd = Etcd::start().await;
+    let first = Client::connect(opts(&etcd)).await.unwrap();
+    let second = Client::connect(opts(&etcd)).await.unwrap();
+    let (mut first_events, mut second_events) = (first.events(), second.events());
+    let service = Service::new("micro", "127.0.0.1:4000");
+    first.register(&service).await.unwrap();
+    let first_lease = first.lease_id().unwrap();
+    let reg = second.register(&service).await.unwrap();
+    let second_lease = second.lease_id().unwrap();
+
+    let took_over = Event::TookOver {
+        key: reg.key().to_string(),
+        from_lease: first_lease,
+    };
+    let conflict = Event::Conflict {
+        key: reg.key().to_string(),
+        other_lease: second_lease,
+    };
+    assert!(
+        next_event(&mut second_events, &took_over).await,
+        "the newcomer hears it took the key over"
+    );
+    assert!(
+        next_event(&mut first_events, &conflict).await,
+        "the first holder hears of the conflict"
+    );
+    let mut raw = etcd.raw().await;
+    let held = dump(&mut raw, "/micro/").await;
+    assert_eq!(
+        held["/micro/127.0.0.1:4000"].1, second_lease,
+        "the newest registration wins"
+    );
+    // A key rewritten under our own lease (a re-registration) is no takeover.
+    reg.deregister().await.unwrap();
+    second.register(&service).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Some(event) = second_events.try_next() {
+        assert!(!matches!(event, Event::TookOver { .. }), "{event:?}");
+    }
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}

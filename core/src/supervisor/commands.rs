@@ -87,10 +87,10 @@ impl Supervisor {
         let mut written: Vec<&NewEntry> = Vec::new();
         for chunk in entries.chunks(MAX_TXN_OPS) {
             let mut attempt = 0;
-            let (rev, lease_used) = loop {
+            let (rev, lease_used, taken) = loop {
                 let lease = self.lease_id();
                 match self.put_chunk(chunk, lease, until).await {
-                    Ok(rev) => break (rev, lease),
+                    Ok((rev, taken)) => break (rev, lease, taken),
                     // The lease vanished under us (etcd wiped, revoked): take a new one, once.
                     Err(Error::Etcd(m)) if attempt == 0 && is_lease_missing(&m) => {
                         attempt += 1;
@@ -118,26 +118,53 @@ impl Supervisor {
                     .insert(&e.key, &e.name, &e.value, rev, lease_used);
                 self.watch_new_name(&e.name, rev).await;
             }
+            for (key, from_lease) in taken {
+                tracing::info!(
+                    key,
+                    from_lease = format_args!("{from_lease:x}"),
+                    "registered a key another process held; it is ours now (the newest registration wins)"
+                );
+                self.events.emit(Event::TookOver { key, from_lease });
+            }
             written.extend(chunk);
         }
         self.publish_registrations();
         Ok(())
     }
 
-    async fn put_chunk(&self, chunk: &[&NewEntry], lease: i64, until: Instant) -> Result<i64> {
+    /// Puts a chunk under `lease`; returns the revision written and the keys
+    /// that another process's lease held until then (taken over).
+    async fn put_chunk(
+        &self,
+        chunk: &[&NewEntry],
+        lease: i64,
+        until: Instant,
+    ) -> Result<(i64, Vec<(String, i64)>)> {
+        let options = etcd_client::PutOptions::new()
+            .with_lease(lease)
+            .with_prev_key();
         let puts: Vec<TxnOp> = chunk
             .iter()
-            .map(|e| {
-                TxnOp::put(
-                    e.key.as_str(),
-                    e.value.as_str(),
-                    Some(etcd_client::PutOptions::new().with_lease(lease)),
-                )
-            })
+            .map(|e| TxnOp::put(e.key.as_str(), e.value.as_str(), Some(options.clone())))
             .collect();
         let txn = etcd_client::Txn::new().and_then(puts);
         let resp = self.etcd.txn("register", remaining(until), txn).await?;
-        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        let former = self.ledger.former_leases_of(lease);
+        let taken = resp
+            .op_responses()
+            .iter()
+            .zip(chunk)
+            .filter_map(|(op, entry)| match op {
+                etcd_client::TxnOpResponse::Put(put) => {
+                    let prev = put.prev_key()?.lease();
+                    let theirs = prev != 0 && prev != lease && !former.contains(&prev);
+                    theirs.then(|| (entry.key.clone(), prev))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok((rev, taken))
     }
 
     /// Forgets registrations written earlier in a failed call and queues their deletion.

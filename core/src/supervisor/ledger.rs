@@ -272,6 +272,15 @@ impl Ledger {
             .count()
     }
 
+    /// The leases we held before `current` (their keys are ours to take back).
+    pub fn former_leases_of(&self, current: i64) -> Vec<i64> {
+        self.former_leases
+            .iter()
+            .copied()
+            .filter(|l| *l != current)
+            .collect()
+    }
+
     #[cfg(test)]
     pub fn former_leases(&self) -> &[i64] {
         &self.former_leases

@@ -29,6 +29,7 @@ from ._events import (
     LeaseLost,
     Registered,
     Restored,
+    TookOver,
     Unknown,
 )
 from ._errors import (
@@ -53,7 +54,8 @@ __all__ = [
     "Registry", "Registration", "RegistryBase", "AsyncRegistry", "AsyncRegistration",
     "Instance", "Watcher", "AsyncWatcher", "PickPolicy", "Change", "Added", "Updated", "Removed", "ChangeCallback",
     "aio", "Endpoints", "Metadata", "PathLike", "ServiceSpec",
-    "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "Closed", "Unknown",
+    "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed",
+    "Unknown",
     "RegistryError", "InvalidArgumentError", "UnavailableError", "RequestTimeoutError", "TlsError",
     "PermissionDeniedError", "AlreadyRegisteredError", "NotRegisteredError", "ConflictError", "ClosedError",
     "ForkedError", "EtcdError",

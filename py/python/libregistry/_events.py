@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Type
 
-__all__ = ["Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "Closed", "Unknown"]
+__all__ = ["Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed", "Unknown"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,17 @@ class Conflict(Event):
 
 
 @dataclass(frozen=True)
+class TookOver(Event):
+    """This Registry registered ``key``, which another process's lease
+    ``from_lease`` held: the newest registration wins (the other process
+    gets a :class:`Conflict`)."""
+
+    kind: ClassVar[str] = "took_over"
+    key: str
+    from_lease: int
+
+
+@dataclass(frozen=True)
 class Closed(Event):
     """The Registry was closed and its lease revoked."""
 
@@ -86,7 +97,7 @@ class Unknown(Event):
 
 _BY_KIND: Dict[str, Type[Event]] = {
     cls.kind: cls
-    for cls in (Registered, LeaseLost, Restored, KeyRestored, Deregistered, Conflict, Closed, Unknown)
+    for cls in (Registered, LeaseLost, Restored, KeyRestored, Deregistered, Conflict, TookOver, Closed, Unknown)
 }
 
 
