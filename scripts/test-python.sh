@@ -39,4 +39,4 @@ echo "== python: pytest against etcd $("$ETCD_BIN" --version | head -n1) ($ETCD_
 echo "== python: stubtest and mypy --strict"
 (cd "$clean" && "$PY" -m mypy.stubtest libregistry)
 "$PY" -m mypy --strict --cache-dir /dev/null py/python/libregistry examples/python/provider.py examples/python/consumer.py
-"$PY" -m mypy --cache-dir /dev/null tests/python
+MYPYPATH=bench/python "$PY" -m mypy --cache-dir /dev/null tests/python

@@ -1,5 +1,6 @@
 //! The one error type of the library, with a kind per failure a caller handles differently.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Result alias used throughout the crate.
@@ -18,11 +19,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// No etcd endpoint could be reached (or the cluster has no leader).
+    /// No etcd endpoint could be reached (or the cluster has no leader). The
+    /// text says it in plain words, naming the endpoint; the technical
+    /// cause, when there is one, is the error's source.
     #[error("etcd unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(String, #[source] Option<Cause>),
     /// etcd did not answer within the deadline.
-    #[error("{operation} timed out after {after:?}")]
+    #[error("{operation} timed out after {}", crate::timefmt::human_duration(.after))]
     Timeout {
         /// What was being done.
         operation: &'static str,
@@ -106,12 +109,25 @@ pub enum ErrorKind {
     Etcd,
 }
 
+/// The technical cause of an error (the transport's and etcd-client's
+/// chain), kept for debug output behind the plain words of the message.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<str>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
+
 impl Error {
     /// The kind of this error (what a binding maps it to).
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable(..) => ErrorKind::Unavailable,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Tls(_) => ErrorKind::Tls,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
@@ -125,6 +141,17 @@ impl Error {
         }
     }
 
+    /// Unavailable, for a reason in plain words.
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        Error::Unavailable(reason.into(), None)
+    }
+
+    /// Unavailable, in plain words, with the technical cause as its source.
+    pub(crate) fn unavailable_because(reason: impl Into<String>, cause: impl Into<String>) -> Self {
+        let cause: String = cause.into();
+        Error::Unavailable(reason.into(), Some(Cause(cause.into())))
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             field: field.into(),
@@ -134,7 +161,7 @@ impl Error {
 
     /// Whether retrying later might succeed (the cause is etcd's health, not the request).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Timeout { .. })
+        matches!(self, Error::Unavailable(..) | Error::Timeout { .. })
     }
 }
 
@@ -151,11 +178,7 @@ impl From<etcd_client::Error> for Error {
                 }
                 match status.code() {
                     Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Aborted => {
-                        Error::Unavailable(if msg.is_empty() {
-                            status.code().to_string()
-                        } else {
-                            msg
-                        })
+                        Error::unavailable_because(in_words(&err, "etcd"), msg)
                     }
                     Code::DeadlineExceeded => Error::Timeout {
                         operation: "etcd request",
@@ -183,14 +206,50 @@ impl From<etcd_client::Error> for Error {
                 if is_tls_failure(&msg) {
                     Error::Tls(msg)
                 } else {
-                    Error::Unavailable(msg)
+                    Error::unavailable_because(in_words(&err, "etcd"), msg)
                 }
             }
-            E::IoError(e) => Error::Unavailable(e.to_string()),
+            E::IoError(e) => Error::unavailable(e.to_string()),
             E::InvalidUri(e) => Error::invalid("endpoints", e.to_string()),
             E::InvalidArgs(e) => Error::invalid("request", e),
             other => Error::Etcd(other.to_string()),
         }
+    }
+}
+
+/// An etcd-client error from one member: as [`Error::from`], with an
+/// unavailable member named in the message.
+pub(crate) fn from_member(err: etcd_client::Error, endpoint: &str) -> Error {
+    let words = in_words(&err, endpoint);
+    match Error::from(err) {
+        Error::Unavailable(_, cause) => Error::Unavailable(words, cause),
+        other => other,
+    }
+}
+
+/// A failure to reach or use an etcd member, in plain words naming
+/// `endpoint`: "connection to http://127.0.0.1:2379 refused". The technical
+/// chain ([`describe`]) goes to debug logs and the error's source.
+pub(crate) fn in_words(err: &etcd_client::Error, endpoint: &str) -> String {
+    let full = describe(err);
+    let m = full.to_ascii_lowercase();
+    if m.contains("connection refused") {
+        format!("connection to {endpoint} refused")
+    } else if m.contains("connection reset") || m.contains("broken pipe") {
+        format!("connection to {endpoint} was reset")
+    } else if m.contains("no leader") {
+        format!("{endpoint} has no leader (it cannot reach a quorum of its cluster)")
+    } else if m.contains("dns error") || m.contains("failed to lookup") || m.contains("not known") {
+        format!("the host name of {endpoint} does not resolve")
+    } else if m.contains("timed out") || m.contains("deadline") || m.contains("elapsed") {
+        format!("no answer from {endpoint} in time")
+    } else if m.contains("leader changed") {
+        format!("{endpoint}: the leader changed under the request; try again")
+    } else if m.contains("closed") || m.contains("reading a body") || m.contains("not ready") {
+        format!("connection to {endpoint} was closed")
+    } else {
+        let first = full.split(": ").next().unwrap_or(&full);
+        format!("{endpoint}: {first}")
     }
 }
 

@@ -108,7 +108,7 @@ async fn keep(
             // Between requests the stream should be silent: anything here means
             // the connection broke, and we want to know now, not at the next tick.
             unexpected = open.stream.message() => {
-                match answer_status(unexpected) {
+                match answer_status(unexpected, members.endpoint(open.member)) {
                     None => continue,
                     Some(Failure::Lease(reason)) => return Some(reason),
                     Some(Failure::Member(why)) => {
@@ -130,7 +130,8 @@ async fn keep(
         } else {
             answer_deadline
         };
-        let failure = match ask(&mut open, Instant::now() + patience, sent).await {
+        let endpoint = members.endpoint(open.member);
+        let failure = match ask(&mut open, endpoint, Instant::now() + patience, sent).await {
             Ok(()) => {
                 members.answered(open.member);
                 continue;
@@ -152,14 +153,21 @@ async fn keep(
 }
 
 /// Sends one keepalive and waits for its answer until `until`.
-async fn ask(open: &mut Stream, until: Instant, sent: &AtomicU64) -> Result<(), Failure> {
+async fn ask(
+    open: &mut Stream,
+    endpoint: &str,
+    until: Instant,
+    sent: &AtomicU64,
+) -> Result<(), Failure> {
     if let Err(e) = open.keeper.keep_alive().await {
-        return Err(classify(e));
+        return Err(classify(e, endpoint));
     }
     sent.fetch_add(1, Ordering::Relaxed);
     match tokio::time::timeout_at(until, open.stream.message()).await {
-        Err(_) => Err(Failure::Member("no keepalive answer in time".into())),
-        Ok(answer) => answer_status(answer).map_or(Ok(()), Err),
+        Err(_) => Err(Failure::Member(format!(
+            "no keepalive answer from {endpoint} in time"
+        ))),
+        Ok(answer) => answer_status(answer, endpoint).map_or(Ok(()), Err),
     }
 }
 
@@ -179,6 +187,7 @@ async fn open(
             return Err(last);
         }
         let member = members.pick();
+        let endpoint = members.endpoint(member);
         let patience = if members.len() > 1 { left / 2 } else { left };
         let attempt = async {
             let client = members.client(member, until).await.map_err(|e| {
@@ -194,7 +203,7 @@ async fn open(
                 .lease_client()
                 .keep_alive(lease)
                 .await
-                .map_err(classify)
+                .map_err(|e| classify(e, endpoint))
         };
         match tokio::time::timeout(patience.max(Duration::from_millis(1)), attempt).await {
             Ok(Ok((keeper, stream))) => {
@@ -207,7 +216,7 @@ async fn open(
             }
             Ok(Err(Failure::Lease(reason))) => return Err(reason),
             Ok(Err(Failure::Member(why))) => {
-                last = LostReason::StreamBroken(format!("{}: {why}", members.endpoint(member)));
+                last = LostReason::StreamBroken(why.clone());
                 members.failed(member, &why);
                 if members.all_avoided() {
                     tokio::time::sleep(Duration::from_millis(50).min(left)).await;
@@ -224,17 +233,20 @@ async fn open(
 /// `None` when the answer shows a living lease, else why it is not one.
 fn answer_status(
     answer: Result<Option<etcd_client::LeaseKeepAliveResponse>, etcd_client::Error>,
+    endpoint: &str,
 ) -> Option<Failure> {
     match answer {
-        Err(e) => Some(classify(e)),
-        Ok(None) => Some(Failure::Member("keepalive stream closed by etcd".into())),
+        Err(e) => Some(classify(e, endpoint)),
+        Ok(None) => Some(Failure::Member(format!(
+            "{endpoint} closed the keepalive stream"
+        ))),
         // A revoked or expired lease is an answer with TTL 0, not an error.
         Ok(Some(answer)) if answer.ttl() <= 0 => Some(Failure::Lease(LostReason::Expired)),
         Ok(Some(_)) => None,
     }
 }
 
-fn classify(err: etcd_client::Error) -> Failure {
+fn classify(err: etcd_client::Error, endpoint: &str) -> Failure {
     match err {
         etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::NotFound => {
             Failure::Lease(LostReason::NotFound)
@@ -243,7 +255,10 @@ fn classify(err: etcd_client::Error) -> Failure {
         etcd_client::Error::LeaseKeepAliveError(m) if m.contains("not found") => {
             Failure::Lease(LostReason::Expired)
         }
-        other if is_member_trouble(&other) => Failure::Member(crate::error::describe(&other)),
+        other if is_member_trouble(&other) => {
+            tracing::debug!(error = %crate::error::describe(&other), "keepalive failed");
+            Failure::Member(crate::error::in_words(&other, endpoint))
+        }
         other => Failure::Lease(LostReason::StreamBroken(other.to_string())),
     }
 }

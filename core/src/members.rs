@@ -150,11 +150,11 @@ impl Members {
         let connect = etcd_client::Client::connect([endpoint.as_str()], Some(self.options.clone()));
         let client = match tokio::time::timeout_at(until, connect).await {
             Err(_) => {
-                return Err(Error::Unavailable(format!(
+                return Err(Error::unavailable(format!(
                     "no answer from {endpoint} while connecting"
                 )))
             }
-            Ok(result) => result?,
+            Ok(result) => result.map_err(|e| crate::error::from_member(e, endpoint))?,
         };
         *slot = Some(client.clone());
         Ok(client)

@@ -150,7 +150,10 @@ impl Options {
         if request_timeout < Duration::from_millis(10) {
             return Err(Error::invalid(
                 "request_timeout",
-                format!("{request_timeout:?} is too short (at least 10 ms)"),
+                format!(
+                    "{} is too short (at least 10 ms)",
+                    crate::timefmt::human_duration(&request_timeout)
+                ),
             ));
         }
 
@@ -158,7 +161,10 @@ impl Options {
             if close < Duration::from_millis(10) {
                 return Err(Error::invalid(
                     "close_timeout",
-                    format!("{close:?} is too short (at least 10 ms)"),
+                    format!(
+                        "{} is too short (at least 10 ms)",
+                        crate::timefmt::human_duration(&close)
+                    ),
                 ));
             }
         }

@@ -19,7 +19,7 @@ use etcd_client::{
 };
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{from_member, Error, Result};
 use crate::members::Members;
 
 /// Longest pause between two tries while every member is passed over.
@@ -275,12 +275,13 @@ impl BoundedEtcd {
                 }
                 Ok(Err(err)) => err,
             };
+            let endpoint = self.members.endpoint(member);
             if !is_member_trouble(&err) {
-                return Err(map_timeout(Error::from(err), op, after));
+                return Err(map_timeout(from_member(err, endpoint), op, after));
             }
             self.members.failed(member, &crate::error::describe(&err));
             if Instant::now() + pause >= until {
-                return Err(map_timeout(Error::from(err), op, after));
+                return Err(map_timeout(from_member(err, endpoint), op, after));
             }
             if self.members.all_avoided() {
                 tokio::time::sleep(pause).await;

@@ -324,6 +324,9 @@ fn check_rfc3339(field: &str, text: &str) -> Result<()> {
 /// Returns the host as it belongs in `ip` (IPv6 without brackets).
 pub(crate) fn split_addr(addr: &str) -> Result<(String, u16)> {
     let bad = |reason: &str| Error::invalid("addr", format!("{addr:?} {reason}"));
+    if addr.contains("://") {
+        return Err(bad("must be host:port, not a URL"));
+    }
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
         let (v6, port) = rest
             .split_once("]:")
@@ -399,6 +402,7 @@ mod tests {
             "999.1.1.1:1",
             "/x:1",
             "h:-1",
+            "http://127.0.0.1:8080",
         ] {
             assert_eq!(field_of(split_addr(bad).unwrap_err()), "addr", "{bad}");
         }

@@ -112,9 +112,44 @@ fn proc_start_secs() -> Option<u64> {
     Some(boot + start_ticks / 100)
 }
 
+/// A duration as a person reads it: `0 s`, `250 µs`, `10 ms`, `1.5 s`, `12 s`.
+pub fn human_duration(d: &std::time::Duration) -> String {
+    let micros = d.as_micros();
+    if micros == 0 {
+        "0 s".into()
+    } else if micros < 1_000 {
+        format!("{micros} µs")
+    } else if micros < 1_000_000 {
+        trimmed(d.as_secs_f64() * 1_000.0, "ms")
+    } else {
+        trimmed(d.as_secs_f64(), "s")
+    }
+}
+
+/// `value` with at most one decimal, none when it is whole.
+fn trimmed(value: f64, unit: &str) -> String {
+    let tenths = (value * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0} {unit}")
+    } else {
+        format!("{tenths:.1} {unit}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        use std::time::Duration;
+        assert_eq!(human_duration(&Duration::ZERO), "0 s");
+        assert_eq!(human_duration(&Duration::from_micros(250)), "250 µs");
+        assert_eq!(human_duration(&Duration::from_millis(10)), "10 ms");
+        assert_eq!(human_duration(&Duration::from_micros(1_500)), "1.5 ms");
+        assert_eq!(human_duration(&Duration::from_millis(1_500)), "1.5 s");
+        assert_eq!(human_duration(&Duration::from_secs(12)), "12 s");
+    }
 
     #[test]
     fn formats_known_instants() {

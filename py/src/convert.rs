@@ -10,7 +10,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use crate::errors;
 
 /// The Python type name of `obj`, for error messages.
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
@@ -56,13 +56,6 @@ pub fn seconds_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
             format!("{secs} is not a positive, finite number of seconds"),
         )
     })
-}
-
-/// Checks a number of seconds as the native calls do (`TypeError`,
-/// `InvalidArgumentError` naming `field`), for waits done in Python.
-#[pyfunction]
-pub fn check_seconds(field: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
-    seconds_arg(field, value).map(|d| d.as_secs_f64())
 }
 
 /// A `str`.

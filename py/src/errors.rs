@@ -72,7 +72,11 @@ fn attributes<'py>(
             vec![("key", text(key)?)]
         }
         Error::Conflict { key, other_lease } => {
-            vec![("key", text(key)?), ("other_lease", int(*other_lease)?)]
+            let lease = py.import("libregistry._events")?.getattr("LeaseId")?;
+            vec![
+                ("key", text(key)?),
+                ("other_lease", lease.call1((*other_lease,))?),
+            ]
         }
         Error::Forked { created_in, now_in } => vec![
             ("created_in", int((*created_in).into())?),

@@ -123,10 +123,7 @@ fn py_to_json(field: &str, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Val
     }
     Err(PyTypeError::new_err(format!(
         "{field} must be str, int, float, bool, None, or a list or dict of them, not {}",
-        obj.get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default()
+        convert::type_name(obj)
     )))
 }
 
@@ -138,10 +135,7 @@ fn mapping_to_json(
     let mapping = obj.cast::<PyMapping>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{field} must be a mapping of str keys, not {}",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
+            convert::type_name(obj)
         ))
     })?;
     let mut map = Map::new();
@@ -299,20 +293,14 @@ impl Instance {
         h.finish()
     }
 
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        let py = slf.py();
-        let me = slf.get();
-        let args = PyTuple::new(
-            py,
-            [
-                PyString::new(py, &me.inner.key).into_any(),
-                PyString::new(py, &me.inner.name).into_any(),
-                PyString::new(py, &me.inner.addr).into_any(),
-                me.metadata(py)?.into_any(),
-            ],
-        )?;
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Reduced<'py>)> {
+        let (py, i) = (slf.py(), &slf.get().inner);
+        let args = (
+            i.key.clone(),
+            i.name.clone(),
+            i.addr.clone(),
+            map_to_py(py, &i.metadata)?,
+        );
         Ok((py.get_type::<Instance>(), args))
     }
 
@@ -329,6 +317,9 @@ impl Instance {
         ))
     }
 }
+
+/// What `Instance(...)` is rebuilt from when unpickled.
+type Reduced<'py> = (String, String, String, Bound<'py, PyDict>);
 
 /// `(kind, Instance)` of a change, for `libregistry._discovery` to build its class.
 pub fn change_to_py(change: libregistry::Change) -> (&'static str, Instance) {

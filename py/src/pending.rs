@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -101,9 +101,7 @@ impl Pending {
             if let Err(signal_raised) = py.check_signals() {
                 if self.on_interrupt == OnInterrupt::Finish {
                     let _ = libregistry::spawn(async move {
-                        if let Ok(outcome) = call.await {
-                            outcome.abandon();
-                        }
+                        let _undone = call.await.map(|o| Undelivered(Some(o)));
                     });
                 }
                 return Err(signal_raised);
@@ -171,8 +169,20 @@ fn completer() -> PyResult<mpsc::Sender<Completion>> {
     Ok(tx)
 }
 
+/// An outcome not handed to Python yet: undone when dropped undelivered
+/// (its future was cancelled, its loop closed).
+struct Undelivered(Option<Box<dyn Outcome>>);
+
+impl Drop for Undelivered {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.0.take() {
+            outcome.abandon();
+        }
+    }
+}
+
 /// Schedules the outcome into its loop: it becomes the future's result or
-/// exception there, or is abandoned when the future is already done
+/// exception there, or is undone when the future is already done
 /// (cancelled) or the loop is closed.
 fn deliver(py: Python<'_>, done: Completion) {
     let Completion {
@@ -180,48 +190,30 @@ fn deliver(py: Python<'_>, done: Completion) {
         future,
         outcome,
     } = done;
-    let slot = Arc::new(Mutex::new(Some(outcome)));
-    let in_loop = slot.clone();
+    let slot = Mutex::new(Some(outcome.map(|o| Undelivered(Some(o)))));
     let resolve = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
         let future = args.get_item(0)?;
-        let Some(outcome) = take(&in_loop) else {
+        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(outcome) = taken else {
             return Ok(());
         };
         if future.call_method0("done")?.is_truthy()? {
-            abandon(outcome);
-            return Ok(());
+            return Ok(()); // cancelled: the outcome is undone as it drops
         }
         let py = future.py();
-        match outcome
+        let value = outcome
             .map_err(|e| errors::to_py(py, e))
-            .and_then(|o| o.into_py(py))
-        {
+            .and_then(|mut u| u.0.take().map_or_else(|| Ok(py.None()), |o| o.into_py(py)));
+        match value {
             Ok(value) => future.call_method1("set_result", (value,))?,
             Err(err) => future.call_method1("set_exception", (err.into_value(py),))?,
         };
         Ok::<(), PyErr>(())
     });
-    let scheduled = resolve.and_then(|resolve| {
+    // A closed loop refuses it: the closure drops, and the outcome with it.
+    let _ = resolve.and_then(|resolve| {
         event_loop
             .bind(py)
             .call_method1("call_soon_threadsafe", (resolve, future.bind(py)))
     });
-    if scheduled.is_err() {
-        // The loop is closed: nobody will ever read this outcome.
-        if let Some(outcome) = take(&slot) {
-            abandon(outcome);
-        }
-    }
-}
-
-type Slot = Arc<Mutex<Option<libregistry::Result<Box<dyn Outcome>>>>>;
-
-fn take(slot: &Slot) -> Option<libregistry::Result<Box<dyn Outcome>>> {
-    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
-}
-
-fn abandon(outcome: libregistry::Result<Box<dyn Outcome>>) {
-    if let Ok(outcome) = outcome {
-        outcome.abandon();
-    }
 }

@@ -327,7 +327,7 @@ class Etcd:
     def put(self, key: str, value: str, lease: int = 0) -> None:
         body: Dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
         if lease:
-            body["lease"] = str(lease)
+            body["lease"] = str(int(lease))
         self.call("/v3/kv/put", body)
 
     def delete(self, key: str) -> None:
@@ -341,7 +341,7 @@ class Etcd:
         return [int(lease["ID"]) for lease in self.call("/v3/lease/leases", {}).get("leases", [])]
 
     def lease_alive(self, lease: int) -> bool:
-        answer = self.call("/v3/lease/timetolive", {"ID": str(lease)})
+        answer = self.call("/v3/lease/timetolive", {"ID": str(int(lease))})
         return int(answer.get("TTL", -1)) > 0
 
     def etcdctl(self, *args: str) -> str:

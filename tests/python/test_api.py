@@ -62,7 +62,7 @@ def test_registry_properties_and_repr(etcd: Etcd, prefix: str) -> None:
         assert etcd.lease_alive(reg.lease_id)
         assert not reg.closed
         assert reg.key_of("svc", "h:1") == f"{prefix}/svc/h:1"
-        assert "lease_id=0x" in repr(reg)
+        assert f"lease_id={reg.lease_id:x}" in repr(reg) and repr(reg.lease_id) == f"{reg.lease_id:x}"
     finally:
         reg.close()
     assert reg.closed
@@ -160,6 +160,36 @@ def test_events_registered_deregistered_closed_in_order(etcd: Etcd, prefix: str)
         libregistry.Closed(),
     ]
     assert set(threads) == {"libregistry-dispatch"}, "callbacks run on the dispatcher thread"
+
+
+def test_the_second_registrant_hears_it_took_the_key_over(etcd: Etcd, prefix: str) -> None:
+    first_events: List[libregistry.Event] = []
+    second_events: List[libregistry.Event] = []
+    with libregistry.Registry(etcd.endpoint, prefix=prefix, on_event=first_events.append) as first, libregistry.Registry(
+        etcd.endpoint, prefix=prefix, on_event=second_events.append
+    ) as second:
+        r = first.register("svc", "127.0.0.1:1")
+        first_lease = first.lease_id
+        second.register("svc", "127.0.0.1:1")
+        assert first_lease is not None and second.lease_id is not None
+        drain(second_events, ["took_over", "registered"], 5)
+        assert libregistry.TookOver(key=r.key, from_lease=first_lease) in second_events
+        drain(first_events, ["registered", "conflict"], 5)
+        conflict = [e for e in first_events if isinstance(e, libregistry.Conflict)]
+        assert conflict == [libregistry.Conflict(key=r.key, other_lease=second.lease_id)]
+        took_over = next(e for e in second_events if isinstance(e, libregistry.TookOver))
+        assert repr(took_over) == f"TookOver(key={r.key!r}, from_lease={first_lease:x})", "lease ids print in hex"
+        assert etcd.get(r.key)[1] == second.lease_id  # type: ignore[index]  # the newest registration wins
+
+
+def test_a_consumer_logs_no_warning_when_etcd_restarts(own_etcd: Etcd, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="libregistry")
+    with libregistry.Registry(own_etcd.endpoint) as consumer, consumer.watch("svc") as watcher:
+        own_etcd.restart()
+        own_etcd.put("/svc/127.0.0.1:1", '{"Addr":"127.0.0.1:1"}')
+        wait_until(lambda: len(watcher.instances()) == 1, 15, "the watcher follows after the restart")
+    warnings = [r for r in caplog.records if r.name == "libregistry" and r.levelno >= logging.WARNING]
+    assert warnings == [], [r.getMessage() for r in warnings]
 
 
 def test_a_raising_callback_is_logged_and_delivery_goes_on(

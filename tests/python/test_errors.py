@@ -196,6 +196,7 @@ def test_conflict_when_another_process_took_the_key(reg: libregistry.Registry, e
             r.update({"weight": 1})
         except libregistry.ConflictError as caught:
             assert caught.key == r.key and caught.other_lease == other
+            assert repr(caught.other_lease) == f"{other:x}", "lease ids print in hex, as etcdctl prints them"
             break
         assert time.monotonic() < deadline, "no ConflictError"
         time.sleep(0.05)
@@ -212,8 +213,21 @@ def test_unavailable_when_no_etcd_listens() -> None:
 
 
 def test_unavailable_is_the_class_for_a_refused_connection() -> None:
-    with pytest.raises(libregistry.UnavailableError):
-        libregistry.Registry(f"http://127.0.0.1:{free_port()}", request_timeout=2)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(libregistry.UnavailableError) as caught:
+        libregistry.Registry(endpoint, request_timeout=2)
+    # In plain words, naming the endpoint; the technical chain stays in debug logs.
+    assert str(caught.value) == f"etcd unavailable: connection to {endpoint} refused"
+
+
+def test_errors_read_as_what_to_fix(reg: libregistry.Registry) -> None:
+    with pytest.raises(libregistry.InvalidArgumentError) as caught:
+        reg.register("orders", "http://127.0.0.1:8080")
+    assert str(caught.value) == 'invalid addr: "http://127.0.0.1:8080" must be host:port, not a URL'
+    with pytest.raises(libregistry.InvalidArgumentError) as too_short:
+        libregistry.Registry(request_timeout=0)
+    assert str(too_short.value) == "invalid request_timeout: 0 s is too short (at least 10 ms)"
+    assert too_short.value.field == "request_timeout"
 
 
 def test_timeout_when_etcd_is_frozen(own_etcd: Etcd, prefix: str) -> None:

@@ -100,7 +100,7 @@ impl Follow {
     /// Follows the watch from `start`; returns when it breaks.
     async fn follow_from(&mut self, start: i64) -> Result<()> {
         if start <= 0 {
-            return Err(Error::Unavailable("no revision to watch from".into()));
+            return Err(Error::unavailable("no revision to watch from"));
         }
         let options = WatchOptions::new().with_prefix().with_start_revision(start);
         let mut stream = self
@@ -109,7 +109,7 @@ impl Follow {
             .await?;
         loop {
             let Some(resp) = stream.message().await? else {
-                return Err(Error::Unavailable("watch closed by etcd".into()));
+                return Err(Error::unavailable("watch closed by etcd"));
             };
             if resp.canceled() {
                 return Err(Error::Etcd(format!(

@@ -194,8 +194,8 @@ impl Supervisor {
         }
         let Some(lease) = lease else {
             self.ledger.dirty.insert(key);
-            return Err(Error::Unavailable(
-                "lease lost; the new value is written once etcd is back".into(),
+            return Err(Error::unavailable(
+                "lease lost; the new value is written once etcd is back",
             ));
         };
         // Rewrite in place, only while the key is still under our lease: no window without it.

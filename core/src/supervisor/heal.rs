@@ -84,7 +84,7 @@ impl Supervisor {
     /// 128 keys. Names to sweep are read first, one ranged read each.
     pub(super) async fn reconcile_dirty(&mut self) -> Result<()> {
         let Some(lease) = self.lease else {
-            return Err(Error::Unavailable("no lease".into()));
+            return Err(Error::unavailable("no lease"));
         };
         loop {
             while let Some(name) = self.ledger.sweep.first().cloned() {

@@ -52,13 +52,13 @@ impl Supervisor {
             match bounded("opening watch", remaining(until), stream.message()).await? {
                 Some(resp) if resp.created() && !resp.canceled() => created += 1,
                 Some(resp) if resp.canceled() => {
-                    return Err(Error::Unavailable(format!(
+                    return Err(Error::unavailable(format!(
                         "watch refused: {}",
                         resp.cancel_reason()
                     )))
                 }
                 Some(resp) => self.on_watch(Ok(Some(resp))),
-                None => return Err(Error::Unavailable("watch closed by etcd".into())),
+                None => return Err(Error::unavailable("watch closed by etcd")),
             }
         }
         self.watch = Some(stream);

@@ -57,7 +57,7 @@ class ConflictError(RegistryError):
     """Another process holds ``key`` under its own lease (``other_lease``); it was left alone."""
 
     key: str
-    other_lease: int
+    other_lease: int  # a LeaseId: prints in hex
 
 
 class ClosedError(RegistryError):

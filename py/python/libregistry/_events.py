@@ -5,7 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Type
 
-__all__ = ["Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed", "Unknown"]
+__all__ = ["LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed", "Unknown"]
+
+
+class LeaseId(int):
+    """A lease ID: an ``int`` that prints in hex (``repr``, ``str``, an
+    f-string without a format), as etcdctl and the library's logs print it
+    (``694d7b1d3d0a2c0f``). ``int(lease)`` is the number."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return int.__format__(self, "x")
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return int.__format__(self, spec or "x")
+
+
+_LEASE_FIELDS = ("lease_id", "other_lease", "from_lease")
 
 
 @dataclass(frozen=True)
@@ -29,7 +48,7 @@ class LeaseLost(Event):
     its stream broke); every registration is being put back."""
 
     kind: ClassVar[str] = "lease_lost"
-    lease_id: int
+    lease_id: int  # a LeaseId
     reason: str
 
 
@@ -39,7 +58,7 @@ class Restored(Event):
     ``outage`` is the time in seconds from noticing the loss to being back."""
 
     kind: ClassVar[str] = "restored"
-    lease_id: int
+    lease_id: int  # a LeaseId
     registrations: int
     outage: float
 
@@ -66,7 +85,7 @@ class Conflict(Event):
 
     kind: ClassVar[str] = "conflict"
     key: str
-    other_lease: int
+    other_lease: int  # a LeaseId
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ class TookOver(Event):
 
     kind: ClassVar[str] = "took_over"
     key: str
-    from_lease: int
+    from_lease: int  # a LeaseId
 
 
 @dataclass(frozen=True)
@@ -104,4 +123,6 @@ _BY_KIND: Dict[str, Type[Event]] = {
 def make_event(kind: str, fields: Dict[str, Any]) -> Event:
     """Builds the event class named by ``kind`` from the native fields."""
     cls = _BY_KIND.get(kind)
-    return Unknown(text=f"{kind} {fields}") if cls is None or cls is Unknown else cls(**fields)
+    if cls is None or cls is Unknown:
+        return Unknown(text=f"{kind} {fields}")
+    return cls(**{k: LeaseId(v) if k in _LEASE_FIELDS else v for k, v in fields.items()})

@@ -14,7 +14,6 @@ __all__ = [
     "Watcher",
     "dispatch_next",
     "dispatch_stop",
-    "check_seconds",
     "CORE_VERSION",
 ]
 
@@ -167,4 +166,3 @@ class Watcher:
 
 def dispatch_next(timeout: float) -> Optional[Tuple[Any, ...]]: ...
 def dispatch_stop() -> None: ...
-def check_seconds(field: str, value: float) -> float: ...

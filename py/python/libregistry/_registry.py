@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import _dispatch, _native
 from ._discovery import ChangeCallback, Instance, Watcher
-from ._events import Event
+from ._events import Event, LeaseId
 
 __all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
 
@@ -172,10 +172,11 @@ class RegistryBase:
         return self._connected().key_of(name, addr)
 
     @property
-    def lease_id(self) -> Optional[int]:
+    def lease_id(self) -> Optional[LeaseId]:
         """The lease currently held (``None`` before the first registration,
-        while healing, after close)."""
-        return None if self._native is None else self._native.lease_id
+        while healing, after close); it prints in hex, as etcdctl does."""
+        lease = None if self._native is None else self._native.lease_id
+        return None if lease is None else LeaseId(lease)
 
     @property
     def ttl(self) -> int:
@@ -206,8 +207,7 @@ class RegistryBase:
     def __repr__(self) -> str:
         if self._native is None:
             return f"{type(self).__name__}(not connected)"
-        lease = "None" if self.lease_id is None else hex(self.lease_id)
-        return f"{type(self).__name__}(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={lease})"
+        return f"{type(self).__name__}(endpoints={self.endpoints!r}, prefix={self.prefix!r}, lease_id={self.lease_id})"
 
 
 class Registry(RegistryBase):

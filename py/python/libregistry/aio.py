@@ -81,33 +81,27 @@ class AsyncWatcher(WatcherBase):
         self._pending: Optional[asyncio.Future[Any]] = None
         self._lock = asyncio.Lock()
 
-    async def _next(self) -> Change:
-        async with self._lock:
-            if self._pending is None:
-                self._pending = self._native.next_change(None).future()
-            # Shielded: cancelling the awaiter leaves the change to the next wait.
-            got = await asyncio.shield(self._pending)
-            self._pending = None
-            return make_change(*got)
-
     async def next_change(self, timeout: Optional[float] = None) -> Optional[Change]:
         """The next change, waiting up to ``timeout`` seconds (``None``: no
         limit); ``None`` on timeout. Raises :class:`~libregistry.ClosedError`
         once closed, and ``RuntimeError`` when changes go to ``on_change``."""
-        if timeout is None:
-            return await self._next()
-        _native.check_seconds("timeout", timeout)
-        try:
-            return await asyncio.wait_for(self._next(), timeout)
-        except asyncio.TimeoutError:
-            return None
+        async with self._lock:
+            if self._pending is None:
+                self._pending = self._native.next_change(timeout).future()
+            # Shielded: cancelling the awaiter leaves the change to the next wait.
+            got = await asyncio.shield(self._pending)
+            self._pending = None
+            return None if got is None else make_change(*got)
 
     def __aiter__(self) -> AsyncWatcher:
         return self
 
     async def __anext__(self) -> Change:
         try:
-            return await self.next_change()  # type: ignore[return-value]  # no timeout: never None
+            change = None
+            while change is None:  # a wait handed over by a cancelled caller may have had a timeout
+                change = await self.next_change()
+            return change
         except _errors.ClosedError:
             raise StopAsyncIteration from None
 
