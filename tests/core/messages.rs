@@ -6,7 +6,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use harness::Etcd;
-use libregistry::{Client, Error, Event, Options, Service};
+use libregistry::{Client, Event, Options, Service};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_etcd_is_named_in_plain_words() {
