@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header sync-version install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -24,6 +24,7 @@ demo: setup
 test: setup lint test-35 test-34 soak-short fuzz
 
 lint:
+	scripts/version.sh --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -89,6 +90,12 @@ bench-python: setup
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:
 	REGISTRY_UPDATE_HEADER=1 $(CARGO) test -q -p libregistry-ffi --test header
+
+## After changing the version in Cargo.toml: py/Cargo.toml, the lock files and
+## registry.h's version macros follow it (commit the result).
+sync-version:
+	scripts/version.sh --sync
+
 
 ## Installs libregistry.{so,a}, the headers, registry.pc and the CMake package under PREFIX.
 PREFIX ?= /usr/local
