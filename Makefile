@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header sync-version install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -96,6 +96,10 @@ header:
 sync-version:
 	scripts/version.sh --sync
 
+## Adds what is new in registry.h to the ABI list ffi-c/tests/abi.txt (commit the result);
+## refuses to drop or change an entry within a major version.
+abi:
+	REGISTRY_UPDATE_ABI=1 $(CARGO) test -q -p libregistry-ffi --test abi
 
 ## Installs libregistry.{so,a}, the headers, registry.pc and the CMake package under PREFIX.
 PREFIX ?= /usr/local
