@@ -101,24 +101,20 @@ sync-version:
 abi:
 	REGISTRY_UPDATE_ABI=1 $(CARGO) test -q -p libregistry-ffi --test abi
 
-## Installs libregistry.{so,a}, the headers, registry.pc and the CMake package under PREFIX.
+## Installs the C/C++ SDK under PREFIX: libregistry.so.VERSION with its libregistry.so.MAJOR
+## (SONAME) and libregistry.so links, libregistry.a, the headers, registry.pc,
+## registry-static.pc and the CMake package (relocatable). Built for this machine; the
+## release tarball (make dist) is the same tree built for glibc 2.17.
 PREFIX ?= /usr/local
 PROFILE ?= release
 PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
-VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MAJOR = $(shell scripts/version.sh --major)
 
 install: setup
-	$(CARGO) build --profile $(PROFILE) -p libregistry-ffi
+	$(CARGO) rustc --profile $(PROFILE) -p libregistry-ffi --lib -- -C link-arg=-Wl,-soname,libregistry.so.$(MAJOR)
 	$(MAKE) install-files
 
 LIB_DIR ?= target/$(PROFILE_DIR)
 
 install-files:
-	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/lib/cmake/registry $(PREFIX)/include
-	install -m 755 $(LIB_DIR)/libregistry.so $(PREFIX)/lib/
-	install -m 644 $(LIB_DIR)/libregistry.a $(PREFIX)/lib/
-	install -m 644 include/registry.h include/registry.hpp $(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ffi-c/registry.pc.in > $(PREFIX)/lib/pkgconfig/registry.pc
-	sed -e 's|@VERSION@|$(VERSION)|g' ffi-c/registryConfig.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfig.cmake
-	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
-	  ffi-c/registryConfigVersion.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfigVersion.cmake
+	scripts/sdk-files.sh prefix $(LIB_DIR) $(PREFIX)
