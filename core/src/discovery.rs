@@ -1,4 +1,4 @@
-//! The consumer side: read the instances of a service once ([`list`]), or
+//! The consumer side: read the instances of a service once (`list`), or
 //! keep them in a cache that follows every change ([`Watcher`]).
 //!
 //! A watcher lists, then watches from the listed revision + 1. Whenever the
