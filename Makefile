@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi dist install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -86,6 +86,12 @@ fuzz:
 ## Register latency from Python next to the Rust core's, and two threads at once.
 bench-python: setup
 	ETCD_BIN=$(ETCD35) scripts/bench-python.sh
+
+## Every release artifact into dist/: the Python wheel (abi3, manylinux_2_17) and sdist, the
+## C/C++ SDK tarball, the .debs, the Rust crate and SHA256SUMS; prints each with its size and
+## the wall time (scripts/dist.sh; installs its tools first: scripts/setup-dist.sh).
+dist: setup
+	scripts/dist.sh
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:
