@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi dist install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -19,9 +19,10 @@ demo: setup
 	$(CARGO) run -q -p libregistry-tests --bin demo
 
 ## Everything the project tests: lint, unit tests, integration tests (the fault matrix among
-## them) on etcd 3.5, then on 3.4, a one-minute soak of random faults, and a short fuzzing run
-## of the value decoder. (`make soak` runs the soak for SOAK_MINUTES.)
-test: setup lint test-35 test-34 soak-short fuzz
+## them) on etcd 3.5, the release artifacts built and checked as users install them, the
+## tests on etcd 3.4, a one-minute soak of random faults, and a short fuzzing run of the
+## value decoder. (`make soak` runs the soak for SOAK_MINUTES.)
+test: setup lint test-35 dist-check test-34 soak-short fuzz
 
 lint:
 	scripts/version.sh --check
@@ -92,6 +93,13 @@ bench-python: setup
 ## the wall time (scripts/dist.sh; installs its tools first: scripts/setup-dist.sh).
 dist: setup
 	scripts/dist.sh
+
+## Checks dist/ the way users install it, outside the repository: the wheel in a fresh
+## virtualenv without cargo, rustc or protoc and the Python tests against it, the sdist,
+## C and C++ programs built against the tarball and the installed .debs run on etcd,
+## lintian, dpkg -r, the crate's docs (scripts/dist-check.sh).
+dist-check: dist
+	ETCD_BIN=$(ETCD35) scripts/dist-check.sh
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:
