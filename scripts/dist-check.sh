@@ -109,8 +109,15 @@ section "wheel: the Python test suite against the installed wheel"
 # The tests and the examples they run, without the package's source.
 mkdir -p "$work/tree/tests" "$work/tree/examples"
 cp -r tests/python "$work/tree/tests/" && cp -r examples/python "$work/tree/examples/"
-check "Python test suite passes against the installed wheel" \
-  "(cd '$work/tree' && \"\${clean[@]}\" '$work/venv/bin/python' -m pytest tests/python -q -p no:cacheprovider 2>&1 | tail -n 3 | sed 's/^/    /'; exit \${PIPESTATUS[0]})"
+python_suite() {
+  local status=0
+  (cd "$work/tree" && "${clean[@]}" "$work/venv/bin/python" -m pytest tests/python -q -p no:cacheprovider \
+     >"$work/pytest.log" 2>&1) || status=$?
+  # The summary when it passes; the failures too when it does not.
+  tail -n "$([ $status = 0 ] && echo 1 || echo 80)" "$work/pytest.log" | sed 's/^/    /'
+  return $status
+}
+check "Python test suite passes against the installed wheel" python_suite
 
 section "sdist: pip builds a wheel from it"
 # Built like make dist builds (same profile, target and linker) so the compiled
