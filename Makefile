@@ -6,7 +6,7 @@ CARGO ?= cargo
 ETCD35 = $(shell scripts/etcd-path.sh)
 ETCD34 ?= /usr/bin/etcd
 
-.PHONY: setup build demo test test-35 test-34 lint clean header install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
 
 setup:
 	@scripts/setup.sh
@@ -19,11 +19,13 @@ demo: setup
 	$(CARGO) run -q -p libregistry-tests --bin demo
 
 ## Everything the project tests: lint, unit tests, integration tests (the fault matrix among
-## them) on etcd 3.5, then on 3.4, a one-minute soak of random faults, and a short fuzzing run
-## of the value decoder. (`make soak` runs the soak for SOAK_MINUTES.)
-test: setup lint test-35 test-34 soak-short fuzz
+## them) on etcd 3.5, the release artifacts built and checked as users install them, the
+## tests on etcd 3.4, a one-minute soak of random faults, and a short fuzzing run of the
+## value decoder. (`make soak` runs the soak for SOAK_MINUTES.)
+test: setup lint test-35 dist-check test-34 soak-short fuzz
 
 lint:
+	scripts/version.sh --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	python3 scripts/check-import-cycles.py
@@ -98,28 +100,47 @@ fuzz:
 bench-python: setup
 	ETCD_BIN=$(ETCD35) scripts/bench-python.sh
 
+## Every release artifact into dist/: the Python wheel (abi3, manylinux_2_17) and sdist, the
+## C/C++ SDK tarball, the .debs, the Rust crate and SHA256SUMS; prints each with its size and
+## the wall time (scripts/dist.sh; installs its tools first: scripts/setup-dist.sh).
+dist: setup
+	scripts/dist.sh
+
+## Checks dist/ the way users install it, outside the repository: the wheel in a fresh
+## virtualenv without cargo, rustc or protoc and the Python tests against it, the sdist,
+## C and C++ programs built against the tarball and the installed .debs run on etcd,
+## lintian, dpkg -r, the crate's docs (scripts/dist-check.sh).
+dist-check: dist
+	ETCD_BIN=$(ETCD35) scripts/dist-check.sh
+
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:
 	REGISTRY_UPDATE_HEADER=1 $(CARGO) test -q -p libregistry-ffi --test header
 
-## Installs libregistry.{so,a}, the headers, registry.pc and the CMake package under PREFIX.
+## After changing the version in Cargo.toml: py/Cargo.toml, the lock files and
+## registry.h's version macros follow it (commit the result).
+sync-version:
+	scripts/version.sh --sync
+
+## Adds what is new in registry.h to the ABI list ffi-c/tests/abi.txt (commit the result);
+## refuses to drop or change an entry within a major version.
+abi:
+	REGISTRY_UPDATE_ABI=1 $(CARGO) test -q -p libregistry-ffi --test abi
+
+## Installs the C/C++ SDK under PREFIX: libregistry.so.VERSION with its libregistry.so.MAJOR
+## (SONAME) and libregistry.so links, libregistry.a, the headers, registry.pc,
+## registry-static.pc and the CMake package (relocatable). Built for this machine; the
+## release tarball (make dist) is the same tree built for glibc 2.17.
 PREFIX ?= /usr/local
 PROFILE ?= release
 PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
-VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MAJOR = $(shell scripts/version.sh --major)
 
 install: setup
-	$(CARGO) build --profile $(PROFILE) -p libregistry-ffi
+	$(CARGO) rustc --profile $(PROFILE) -p libregistry-ffi --lib -- -C link-arg=-Wl,-soname,libregistry.so.$(MAJOR)
 	$(MAKE) install-files
 
 LIB_DIR ?= target/$(PROFILE_DIR)
 
 install-files:
-	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/lib/cmake/registry $(PREFIX)/include
-	install -m 755 $(LIB_DIR)/libregistry.so $(PREFIX)/lib/
-	install -m 644 $(LIB_DIR)/libregistry.a $(PREFIX)/lib/
-	install -m 644 include/registry.h include/registry.hpp $(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ffi-c/registry.pc.in > $(PREFIX)/lib/pkgconfig/registry.pc
-	sed -e 's|@VERSION@|$(VERSION)|g' ffi-c/registryConfig.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfig.cmake
-	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
-	  ffi-c/registryConfigVersion.cmake.in > $(PREFIX)/lib/cmake/registry/registryConfigVersion.cmake
+	scripts/sdk-files.sh prefix $(LIB_DIR) $(PREFIX)

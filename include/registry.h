@@ -25,7 +25,7 @@
 /**
  * Minor version of this library.
  */
-#define REGISTRY_VERSION_MINOR 1
+#define REGISTRY_VERSION_MINOR 2
 
 /**
  * Patch version of this library.
@@ -682,7 +682,7 @@ enum registry_status registry_service_set(struct registry_service *service, cons
 void registry_service_free(struct registry_service *service);
 
 /**
- * The library's version, e.g. "0.1.0". Static storage: never free it.
+ * The library's version, e.g. "0.2.0". Static storage: never free it.
  * Thread-safe.
  */
 const char *registry_version(void);

@@ -4,14 +4,28 @@ use std::ffi::{c_char, c_int};
 
 use crate::boundary;
 
-/// Major version of this library (macro form of `registry_version()`).
-pub const REGISTRY_VERSION_MAJOR: u32 = 0;
-/// Minor version of this library.
-pub const REGISTRY_VERSION_MINOR: u32 = 1;
-/// Patch version of this library.
-pub const REGISTRY_VERSION_PATCH: u32 = 0;
+// The version is set once, in the workspace's Cargo.toml; these follow it.
+// cbindgen cannot evaluate them, so the header's macros of the same names are
+// written from the same numbers by tests/header.rs (`make header`).
 
-/// The library's version, e.g. "0.1.0". Static storage: never free it.
+/// Major version of this library (macro form of `registry_version()`).
+/// cbindgen:ignore
+pub const REGISTRY_VERSION_MAJOR: u32 = number(env!("CARGO_PKG_VERSION_MAJOR"));
+/// Minor version of this library.
+/// cbindgen:ignore
+pub const REGISTRY_VERSION_MINOR: u32 = number(env!("CARGO_PKG_VERSION_MINOR"));
+/// Patch version of this library.
+/// cbindgen:ignore
+pub const REGISTRY_VERSION_PATCH: u32 = number(env!("CARGO_PKG_VERSION_PATCH"));
+
+const fn number(digits: &str) -> u32 {
+    match u32::from_str_radix(digits, 10) {
+        Ok(value) => value,
+        Err(_) => panic!("a version component of Cargo.toml is not a number"),
+    }
+}
+
+/// The library's version, e.g. "0.2.0". Static storage: never free it.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn registry_version() -> *const c_char {

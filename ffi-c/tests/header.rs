@@ -6,8 +6,9 @@ use std::path::Path;
 #[test]
 fn committed_header_matches_a_fresh_generation() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config =
+    let mut config =
         cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(version_macros());
     let mut fresh = Vec::new();
     cbindgen::Builder::new()
         .with_crate(crate_dir)
@@ -25,6 +26,29 @@ fn committed_header_matches_a_fresh_generation() {
         committed == fresh,
         "include/registry.h is stale: run `make header` and commit it"
     );
+}
+
+/// The version macros, from Cargo.toml's version (cbindgen skips the Rust
+/// constants of src/version.rs: it cannot evaluate them).
+fn version_macros() -> String {
+    let docs = [
+        "Major version of this library (macro form of `registry_version()`).",
+        "Minor version of this library.",
+        "Patch version of this library.",
+    ];
+    let parts = [
+        ("MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
+        ("MINOR", env!("CARGO_PKG_VERSION_MINOR")),
+        ("PATCH", env!("CARGO_PKG_VERSION_PATCH")),
+    ];
+    docs.iter()
+        .zip(parts)
+        .map(|(doc, (part, number))| {
+            format!("\n/**\n * {doc}\n */\n#define REGISTRY_VERSION_{part} {number}\n")
+        })
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 #[test]
