@@ -1,12 +1,17 @@
 # The two commands a new machine needs: `make demo` and `make test`.
-# Both install what they need first (scripts/setup.sh).
+# Both install what they need first (scripts/setup.sh), saying so before.
 SHELL := /bin/bash
 
 CARGO ?= cargo
-ETCD35 = $(shell scripts/etcd-path.sh)
-ETCD34 ?= /usr/bin/etcd
+# etcd versions: the primary one gets every test, the oldest supported every
+# test but the soak, those between a shorter pass (scripts/etcd-path.sh finds them).
+ETCD_PRIMARY = 3.7.3
+ETCD_OLDEST = 3.4.23
+ETCD_BETWEEN = 3.6.16 3.5.1
+ETCD = $(shell scripts/etcd-path.sh $(ETCD_PRIMARY) 2>/dev/null || scripts/etcd-path.sh)
+WHEEL = $(firstword $(wildcard dist/libregistry-*-manylinux_2_17_x86_64*.whl))
 
-.PHONY: setup build demo test test-35 test-34 lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak
+.PHONY: setup build demo test check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean
 
 setup:
 	@scripts/setup.sh
@@ -16,47 +21,53 @@ build: setup
 
 ## Registers the seed's example service, shows what etcd holds, heals across an etcd restart.
 demo: setup
-	$(CARGO) run -q -p libregistry-tests --bin demo
+	@echo "== demo: building (about 5 min on 2 cores the first time), then running"
+	$(CARGO) run -p libregistry-tests --bin demo
 
-## Everything the project tests: lint, unit tests, integration tests (the fault matrix among
-## them) on etcd 3.5, the release artifacts built and checked as users install them, the
-## tests on etcd 3.4, a one-minute soak of random faults, and a short fuzzing run of the
-## value decoder. (`make soak` runs the soak for SOAK_MINUTES.)
-test: setup lint test-35 dist-check test-34 soak-short fuzz
+## Everything the project tests (about 50 min on 2 cores from a clean clone): lint; the
+## release files built (make dist); every test on etcd 3.7.3 (Rust, C, C++, Python against
+## the built wheel, Go interop, the fault matrix), the release files checked as users
+## install them, a one-minute soak of random faults; every test but the soak on etcd 3.4.23;
+## lifecycle, healing, discovery and the fault matrix on 3.6.16 and 3.5.1; a short fuzzing
+## run of the value decoder; the tree left as it was.
+test: setup lint dist test-full-$(ETCD_PRIMARY) dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
+
+## Day-to-day: lint and every Rust and C test on etcd 3.7.3 (about 8 min when built).
+check: setup lint
+	@echo "== check: every Rust and C test on etcd $(ETCD_PRIMARY) (about 5 min when built)"
+	$(CARGO) build -p libregistry-ffi
+	ETCD_BIN=$(ETCD) $(CARGO) test --workspace
 
 lint:
+	@echo "== lint: versions, rustfmt, clippy (about 3 min the first time), import loops"
 	scripts/version.sh --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	python3 scripts/check-import-cycles.py
 
-test-35:
-	@echo "== tests against etcd $$($(ETCD35) --version | head -n1)"
-	$(CARGO) build -p libregistry-ffi  # libregistry.so / .a for the C tests (cargo test builds only the rlib)
-	ETCD_BIN=$(ETCD35) $(CARGO) test --workspace -- --nocapture
-	ETCD_BIN=$(ETCD35) scripts/test-python.sh
-	ETCD_BIN=$(ETCD35) scripts/test-interop.sh
-
-test-34:
-	@if [ -x $(ETCD34) ]; then \
-	  echo "== integration tests against etcd $$($(ETCD34) --version | head -n1)"; \
-	  ETCD_BIN=$(ETCD34) $(CARGO) test -p libregistry-tests -- --nocapture && \
-	  ETCD_BIN=$(ETCD34) scripts/test-python.sh && \
-	  ETCD_BIN=$(ETCD34) scripts/test-interop.sh; \
-	else \
-	  echo "== SKIPPED: etcd 3.4 pass ($(ETCD34) not found; run as root or install Debian's etcd-server)"; \
-	fi
-
-## One etcd version's pass, e.g. `make test-etcd-3.7.3` (or 3.6.16, 3.5.1, 3.4.23): the
-## integration tests with the fault matrix, the C suite, Python and interop. Not part of
-## `make test` yet: on 3.7.3 two healing tests fail until the core stops trusting the lease
-## of keys-only reads (docs/etcd-versions-notes.md).
-test-etcd-%: setup
-	$(CARGO) build -p libregistry-ffi
-	@bin="$$(scripts/etcd-path.sh $*)" && echo "== tests against etcd $$("$$bin" --version | head -n1)" && \
-	  ETCD_BIN="$$bin" $(CARGO) test -p libregistry-tests -p libregistry-ffi -- --nocapture && \
-	  ETCD_BIN="$$bin" scripts/test-python.sh && \
+## One etcd version's whole pass, e.g. `make test-full-3.7.3`: the Rust tests with the fault
+## matrix, the C suite, Python (against the wheel `make dist` built, else built from ./py),
+## and Go interop. A version that is not installed is skipped, saying so.
+test-full-%: setup
+	@bin="$$(scripts/etcd-path.sh $* 2>/dev/null)" || { echo "== SKIPPED: etcd $* is not installed (scripts/setup.sh installs it: as root, with Go)"; exit 0; }; \
+	  set -e; echo "== etcd $*: every test (about 7 min on 2 cores, plus 4 min for the first build)"; \
+	  $(CARGO) build -p libregistry-ffi; \
+	  ETCD_BIN="$$bin" $(CARGO) test --workspace -- --nocapture; \
+	  ETCD_BIN="$$bin" LIBREGISTRY_WHEEL="$(WHEEL)" scripts/test-python.sh; \
 	  ETCD_BIN="$$bin" scripts/test-interop.sh
+
+## One etcd version's shorter pass, e.g. `make test-short-3.6.16`: lifecycle, healing,
+## discovery and the fault matrix.
+test-short-%: setup
+	@bin="$$(scripts/etcd-path.sh $* 2>/dev/null)" || { echo "== SKIPPED: etcd $* is not installed (scripts/setup.sh installs it)"; exit 0; }; \
+	  set -e; echo "== etcd $*: lifecycle, healing, discovery and the fault matrix (about 3 min)"; \
+	  ETCD_BIN="$$bin" $(CARGO) test -p libregistry-tests --test lifecycle --test healing --test discovery --test fault_matrix -- --nocapture
+
+## make test ends here: a test must leave the tree as it found it.
+tree-clean:
+	@changed="$$(git status --porcelain 2>/dev/null)"; \
+	  if [ -n "$$changed" ]; then echo "== make test changed the tree:"; echo "$$changed"; exit 1; fi; \
+	  echo "== the tree is as it was (git status is clean)"
 
 clean:
 	$(CARGO) clean
@@ -68,42 +79,52 @@ bench: setup
 
 ## Register latency through the C ABI next to the Rust core's (release build).
 bench-ffi: setup
-	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-ffi --bench register_latency
+	ETCD_BIN=$(ETCD) $(CARGO) bench -q -p libregistry-ffi --bench register_latency
 
 ## From register returning to a watcher's callback, next to etcd's own put latency (release).
 bench-propagation: setup
-	ETCD_BIN=$(ETCD35) $(CARGO) bench -q -p libregistry-tests --bench propagation
+	ETCD_BIN=$(ETCD) $(CARGO) bench -q -p libregistry-tests --bench propagation
 
-## One minute of random faults against 1,000 registrations in 10 processes (SOAK_MINUTES for longer).
+## One minute of random faults against 1,000 registrations in 10 processes on etcd 3.7.3
+## (`make soak` for SOAK_MINUTES; SOAK_ETCD picks another version).
 SOAK_MINUTES ?= 30
+SOAK_ETCD_BIN = $(if $(SOAK_ETCD),$(shell scripts/etcd-path.sh $(SOAK_ETCD)),$(ETCD))
 soak-short: setup
-	ETCD_BIN=$(ETCD35) scripts/soak 1
+	@echo "== soak: one minute of random faults"
+	ETCD_BIN=$(SOAK_ETCD_BIN) scripts/soak 1
 soak: setup
-	ETCD_BIN=$(ETCD35) scripts/soak $(SOAK_MINUTES)
+	ETCD_BIN=$(SOAK_ETCD_BIN) scripts/soak $(SOAK_MINUTES)
 
-## Fuzzes the value decoder for FUZZ_SECONDS (cargo-fuzz; needs the nightly toolchain).
+## Fuzzes the value decoder for FUZZ_SECONDS (cargo-fuzz, installed into target/tools, not
+## globally; needs the nightly toolchain; SKIP_FUZZ=1 skips).
 FUZZ_SECONDS ?= 20
 CARGO_FUZZ_VERSION = 0.13.2
+CARGO_FUZZ = $(CURDIR)/target/tools/bin/cargo-fuzz
 fuzz:
-	@if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
+	@if [ "$(SKIP_FUZZ)" = 1 ]; then echo "== SKIPPED: fuzzing (SKIP_FUZZ=1)"; exit 0; fi; \
+	if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
 	  echo "== SKIPPED: fuzzing needs a nightly Rust toolchain (rustup toolchain install nightly)"; \
 	else \
-	  command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION); \
+	  if [ ! -x $(CARGO_FUZZ) ]; then \
+	    echo "== fuzz: installing cargo-fuzz $(CARGO_FUZZ_VERSION) into target/tools (about 3 min)"; \
+	    $(CARGO) install -q cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root target/tools; \
+	  fi; \
 	  corpus=$$(mktemp -d); \
-	  echo "== fuzzing the value decoder for $(FUZZ_SECONDS) s"; \
-	  cd fuzz && $(CARGO) +nightly fuzz run decode_instance $$corpus corpus/decode_instance -- \
-	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'Done|stat::number_of_executed_units|ERROR|panicked' ; \
+	  echo "== fuzz: building the target with the nightly sanitizer build (about 6 min the first time), then fuzzing the value decoder for $(FUZZ_SECONDS) s"; \
+	  cd fuzz && PATH="$(CURDIR)/target/tools/bin:$$PATH" $(CARGO) +nightly fuzz run decode_instance $$corpus corpus/decode_instance -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'Compiling|Finished|Done|stat::number_of_executed_units|ERROR|panicked' ; \
 	  status=$${PIPESTATUS[0]}; rm -rf $$corpus; exit $$status; \
 	fi
 
 ## Register latency from Python next to the Rust core's, and two threads at once.
 bench-python: setup
-	ETCD_BIN=$(ETCD35) scripts/bench-python.sh
+	ETCD_BIN=$(ETCD) scripts/bench-python.sh
 
 ## Every release artifact into dist/: the Python wheel (abi3, manylinux_2_17) and sdist, the
 ## C/C++ SDK tarball, the .debs, the Rust crate and SHA256SUMS; prints each with its size and
 ## the wall time (scripts/dist.sh; installs its tools first: scripts/setup-dist.sh).
 dist: setup
+	@echo "== dist: the release files into dist/ (about 5 min on 2 cores from a clean clone)"
 	scripts/dist.sh
 
 ## Checks dist/ the way users install it, outside the repository: the wheel in a fresh
@@ -111,7 +132,8 @@ dist: setup
 ## C and C++ programs built against the tarball and the installed .debs run on etcd,
 ## lintian, dpkg -r, the crate's docs (scripts/dist-check.sh).
 dist-check: dist
-	ETCD_BIN=$(ETCD35) scripts/dist-check.sh
+	@echo "== dist-check: every release file installed as a user does, outside the repository (about 3 min)"
+	ETCD_BIN=$(ETCD) scripts/dist-check.sh
 
 ## Regenerates include/registry.h with the pinned cbindgen (commit the result).
 header:

