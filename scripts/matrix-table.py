@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Runs the fault matrix RUNS times on each etcd VERSION and prints the
+min–max of every figure it measures, as the Markdown table of
+docs/RELIABILITY.md.
+
+    scripts/matrix-table.py RUNS VERSION [VERSION ...]   e.g. 3 3.7.3 3.6.16 3.5.1 3.4.23
+
+Each run is `cargo test -p libregistry-tests --test fault_matrix` with that
+version's etcd (scripts/etcd-path.sh VERSION); the figures are the
+`fault-matrix: etcd V | CASE | WHAT: N ms` lines it prints. A failed run
+stops the script with its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURE = re.compile(r"^fault-matrix: etcd (\S+) \| (.+?) \| (.+?): (\d+) ms$")
+
+
+def run(version: str) -> List[Tuple[str, str, int]]:
+    etcd = subprocess.run(
+        ["scripts/etcd-path.sh", version], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    done = subprocess.run(
+        ["cargo", "test", "-q", "-p", "libregistry-tests", "--test", "fault_matrix", "--", "--nocapture"],
+        cwd=ROOT,
+        env={**os.environ, "ETCD_BIN": etcd},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"the fault matrix failed on etcd {version}:\n{done.stdout}\n{done.stderr}")
+    figures = []
+    for line in done.stdout.splitlines():
+        m = FIGURE.match(line.strip())
+        if m:
+            figures.append((m.group(2), m.group(3), int(m.group(4))))
+    return figures
+
+
+def span(values: List[int]) -> str:
+    """`lo–hi ms`, or in seconds from 2 s on."""
+    lo, hi = min(values), max(values)
+    if hi >= 2000:
+        return f"{lo / 1000:.2f} s" if lo == hi else f"{lo / 1000:.2f}–{hi / 1000:.2f} s"
+    return f"{lo} ms" if lo == hi else f"{lo}–{hi} ms"
+
+
+def main() -> int:
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    runs, versions = int(sys.argv[1]), sys.argv[2:]
+    table: Dict[Tuple[str, str], Dict[str, List[int]]] = defaultdict(lambda: defaultdict(list))
+    order: List[Tuple[str, str]] = []
+    for version in versions:
+        for n in range(runs):
+            print(f"matrix-table: etcd {version}, run {n + 1} of {runs}", file=sys.stderr)
+            for case, what, ms in run(version):
+                if (case, what) not in order:
+                    order.append((case, what))
+                table[(case, what)][version].append(ms)
+    print("| case | recovered | " + " | ".join(f"etcd {v}" for v in versions) + " |")
+    print("|---|---|" + "---|" * len(versions))
+    for case, what in sorted(order, key=lambda k: (int(re.match(r"\d+", k[0]).group()), k[0], order.index(k))):
+        cells = [span(table[(case, what)][v]) if table[(case, what)][v] else "" for v in versions]
+        print(f"| {case} | {what} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
