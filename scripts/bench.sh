@@ -13,7 +13,7 @@ start=$(date +%s)
 [ -x .venv/bin/python ] || scripts/setup.sh
 PY="$PWD/.venv/bin/python"
 PIP=("$PY" -m pip install -q --disable-pip-version-check)
-export ETCD_BIN="${ETCD_BIN:-$(scripts/etcd-path.sh)}"
+export ETCD_BIN="${ETCD_BIN:-$(scripts/etcd-path.sh 3.7.3 2>/dev/null || scripts/etcd-path.sh)}"
 mkdir -p target/bench
 
 echo "== bench: building the benchmark and the provider (release)"
