@@ -48,7 +48,16 @@ pub(crate) struct Members {
 }
 
 impl Members {
+    /// The members of `endpoints`. Each client starts on a member of its
+    /// own (chosen at random), so that a fleet sharing one endpoint list
+    /// spreads over the cluster instead of all talking to its first member.
     pub(crate) fn new(endpoints: &[String], options: etcd_client::ConnectOptions) -> Members {
+        let start = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish() as usize % endpoints.len().max(1)
+        };
         Members {
             list: endpoints
                 .iter()
@@ -59,7 +68,7 @@ impl Members {
                 })
                 .collect(),
             options,
-            current: AtomicUsize::new(0),
+            current: AtomicUsize::new(start),
         }
     }
 

@@ -73,13 +73,11 @@ async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
     const N: usize = 300;
     const DEADLINE: Duration = Duration::from_secs(5);
     let mut etcd = Etcd::cluster(3).await;
-    // Member 0 is the client's first endpoint: the one it talks to. A
-    // follower, so that this is about failing over, not about an election.
-    let leader = etcd.move_leader_off(0).await;
-    assert!(leader.is_some_and(|l| l != 0), "leadership not moved");
+    // Through a proxy per member, to see which member the client talks to.
+    let proxies = etcd.proxies();
     let client = Client::connect(
         Options::new()
-            .endpoints(etcd.endpoints())
+            .endpoints(proxies.iter().map(|p| p.endpoint()))
             .ttl_secs(TTL)
             .request_timeout(DEADLINE),
     )
@@ -91,8 +89,17 @@ async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
     let regs = client.register_many(&services).await.unwrap();
     let lease = client.lease_id();
     let mut events = client.events();
+    // The member carrying the client's keepalives (one every TTL/3), made a
+    // follower: this is about failing over, not about an election.
+    let before: Vec<u64> = proxies.iter().map(|p| p.bytes()).collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let member = (0..proxies.len())
+        .max_by_key(|&i| proxies[i].bytes() - before[i])
+        .unwrap();
+    let leader = etcd.move_leader_off(member).await;
+    assert!(leader.is_some_and(|l| l != member), "leadership not moved");
 
-    // Deregisters one after another, and reads in parallel, while member 0 dies.
+    // Deregisters one after another, and reads in parallel, while that member dies.
     let deregisters = tokio::spawn(async move {
         let mut slowest = Duration::ZERO;
         for reg in &regs {
@@ -113,7 +120,7 @@ async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
         slowest
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    etcd.members[0].kill();
+    etcd.members[member].kill();
     let killed = Instant::now();
     let slowest_deregister = deregisters.await.unwrap();
     let slowest_read = reads.await.unwrap();
@@ -141,7 +148,7 @@ async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
         );
     }
     // Read from a member that lives (the harness's client balances over all).
-    let live = etcd.members[1].endpoint();
+    let live = etcd.members[(member + 1) % 3].endpoint();
     let mut raw = etcd_client::Client::connect([live], None).await.unwrap();
     assert!(
         dump(&mut raw, "/killed/").await.is_empty(),
