@@ -156,6 +156,21 @@ impl Registration {
         block_on(self.inner.update(changes))?
     }
 
+    /// Whether the registration is withdrawn; see [`crate::Registration::is_withdrawn`].
+    pub fn is_withdrawn(&self) -> bool {
+        self.inner.is_withdrawn()
+    }
+
+    /// Takes the key out of etcd, keeping the registration; see [`crate::Registration::withdraw`].
+    pub fn withdraw(&self) -> Result<()> {
+        block_on(self.inner.withdraw())?
+    }
+
+    /// Writes a withdrawn registration back; see [`crate::Registration::restore`].
+    pub fn restore(&self) -> Result<()> {
+        block_on(self.inner.restore())?
+    }
+
     /// Deletes the key; see [`crate::Registration::deregister`].
     pub fn deregister(&self) -> Result<()> {
         block_on(self.inner.deregister())?

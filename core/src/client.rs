@@ -4,8 +4,8 @@
 //! runs on the library's own runtime, so they work from any async runtime
 //! (or, through [`crate::blocking`], from none).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::discovery::{self, Watcher};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventStream};
+use crate::health::{self, Checked, Standing};
 use crate::instance::Instance;
 use crate::members::Members;
 use crate::options::{Options, Resolved};
@@ -136,11 +137,27 @@ impl Client {
         let mut entries = Vec::with_capacity(services.len());
         for service in services {
             let (key, value) = self.encode(service)?;
+            if let Some(check) = &service.check {
+                check.validate()?;
+            }
             entries.push(NewEntry {
                 key,
                 name: service.name.clone(),
                 value,
             });
+        }
+        // Register only when ready: every checked service's probe passes first.
+        let checks: Vec<health::Check> = services.iter().filter_map(|s| s.check.clone()).collect();
+        if !checks.is_empty() {
+            let ready = runtime::handle()?.spawn(async move {
+                for check in checks {
+                    check.wait_ready().await?;
+                }
+                Ok::<(), Error>(())
+            });
+            ready
+                .await
+                .map_err(|e| Error::Etcd(format!("health check task failed: {e}")))??;
         }
         let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         // Big batches take more round trips: give each 128 a full request timeout.
@@ -155,16 +172,29 @@ impl Client {
             reply,
         })
         .await?;
-        Ok(keys
-            .into_iter()
-            .zip(services)
-            .map(|(key, service)| Registration {
+        let mut regs = Vec::with_capacity(keys.len());
+        for (key, service) in keys.into_iter().zip(services) {
+            let reg = Registration {
                 client: self.clone(),
                 key,
                 service: Mutex::new(service.clone()),
-                done: AtomicBool::new(false),
-            })
-            .collect())
+                link: Arc::new(Link {
+                    client: Arc::downgrade(&self.inner),
+                    done: AtomicBool::new(false),
+                    standing: AtomicU8::new(LIVE),
+                    turn: tokio::sync::Mutex::new(()),
+                }),
+            };
+            if let Some(check) = &service.check {
+                let target = Watched {
+                    link: reg.link.clone(),
+                    key: reg.key.clone(),
+                };
+                runtime::spawn(health::watch_over(check.clone(), target))?;
+            }
+            regs.push(reg);
+        }
+        Ok(regs)
     }
 
     /// Revokes the lease: every registration of this client vanishes at once.
@@ -375,7 +405,83 @@ pub struct Registration {
     client: Client,
     key: String,
     service: Mutex<Service>,
+    /// What the handle shares with the registration's health check.
+    link: Arc<Link>,
+}
+
+const LIVE: u8 = 0;
+const WITHDRAWN_BY_APP: u8 = 1;
+const WITHDRAWN_BY_CHECK: u8 = 2;
+
+/// A registration's state, shared by its handle and its health check (which
+/// holds no client: the client closes once every handle is gone).
+struct Link {
+    client: Weak<Inner>,
     done: AtomicBool,
+    standing: AtomicU8,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Link {
+    /// Moves the registration to `to` (withdrawn by the application or its
+    /// check, or `LIVE`), when it stands at `from` (any standing for `None`).
+    /// One move at a time, so a check passing at the moment the application
+    /// withdraws cannot write the key back behind it.
+    async fn move_to(&self, key: &str, to: u8, from: Option<u8>, reason: String) -> Result<()> {
+        let _turn = self.turn.lock().await;
+        let inner = self.client.upgrade().ok_or(Error::Closed)?;
+        let client = Client { inner };
+        if self.done.load(Ordering::SeqCst) {
+            return Err(Error::NotRegistered {
+                key: key.to_string(),
+            });
+        }
+        if from.is_some_and(|from| self.standing.load(Ordering::SeqCst) != from) {
+            return Ok(());
+        }
+        self.standing.store(to, Ordering::SeqCst);
+        let key = key.to_string();
+        client
+            .ask(client.inner.options.request_timeout, |deadline, reply| {
+                Command::Withdraw {
+                    key,
+                    withdraw: to != LIVE,
+                    reason,
+                    deadline,
+                    reply,
+                }
+            })
+            .await
+    }
+}
+
+/// A registration watched over by its health check.
+struct Watched {
+    link: Arc<Link>,
+    key: String,
+}
+
+impl Checked for Watched {
+    fn standing(&self) -> Option<Standing> {
+        let client = self.link.client.upgrade()?;
+        if self.link.done.load(Ordering::SeqCst) || client.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(match self.link.standing.load(Ordering::SeqCst) {
+            WITHDRAWN_BY_APP => Standing::WithdrawnByApp,
+            WITHDRAWN_BY_CHECK => Standing::WithdrawnByCheck,
+            _ => Standing::Live,
+        })
+    }
+
+    async fn set_by_check(&self, withdraw: bool, reason: String) -> Result<()> {
+        let (to, from) = if withdraw {
+            (WITHDRAWN_BY_CHECK, LIVE)
+        } else {
+            (LIVE, WITHDRAWN_BY_CHECK)
+        };
+        self.link.move_to(&self.key, to, Some(from), reason).await
+    }
 }
 
 impl std::fmt::Debug for Registration {
@@ -402,7 +508,32 @@ impl Registration {
 
     /// False once [`Registration::deregister`] was called or its client closed.
     pub fn is_registered(&self) -> bool {
-        !self.done.load(Ordering::SeqCst) && !self.client.is_closed()
+        !self.link.done.load(Ordering::SeqCst) && !self.client.is_closed()
+    }
+
+    /// Whether the registration is withdrawn (by [`Registration::withdraw`]
+    /// or a failing health check): kept, but not in etcd.
+    pub fn is_withdrawn(&self) -> bool {
+        self.link.standing.load(Ordering::SeqCst) != LIVE
+    }
+
+    /// Takes the key out of etcd but keeps the registration, so consumers
+    /// stop using it (drain before a stop, or while the service cannot
+    /// serve); healing leaves it out until [`Registration::restore`]. A
+    /// health check does not bring it back either. Calling it again does
+    /// nothing.
+    pub async fn withdraw(&self) -> Result<()> {
+        let reason = "withdrawn by the application".to_string();
+        self.link
+            .move_to(&self.key, WITHDRAWN_BY_APP, None, reason)
+            .await
+    }
+
+    /// Writes a withdrawn registration back (the newest registration of its
+    /// key wins); returns once etcd confirmed, or healing finishes it.
+    pub async fn restore(&self) -> Result<()> {
+        let reason = "restored by the application".to_string();
+        self.link.move_to(&self.key, LIVE, None, reason).await
     }
 
     /// The client this registration belongs to.
@@ -418,7 +549,7 @@ impl Registration {
         K: AsRef<str>,
         V: Into<String>,
     {
-        if self.done.load(Ordering::SeqCst) {
+        if self.link.done.load(Ordering::SeqCst) {
             return Err(Error::NotRegistered {
                 key: self.key.clone(),
             });
@@ -446,7 +577,7 @@ impl Registration {
     /// Deletes the key (one request) and stops healing it; returns once etcd
     /// confirmed or the request timeout passed. Calling it again does nothing.
     pub async fn deregister(&self) -> Result<()> {
-        if self.done.swap(true, Ordering::SeqCst) {
+        if self.link.done.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let key = self.key.clone();

@@ -87,6 +87,21 @@ pub enum Event {
         /// The other process's lease.
         other_lease: i64,
     },
+    /// A registration was taken out of etcd but kept (a failing health
+    /// check, a drain): consumers no longer see it until it is reinstated.
+    Withdrawn {
+        /// The etcd key.
+        key: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A withdrawn registration is back in etcd.
+    Reinstated {
+        /// The etcd key.
+        key: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The client was closed and its lease revoked.
     Closed,
 }

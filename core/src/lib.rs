@@ -28,6 +28,7 @@ pub mod discovery;
 mod env;
 mod error;
 pub mod events;
+pub mod health;
 pub mod instance;
 mod keepalive;
 pub mod logs;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::env::env;
 use crate::error::{Error, Result};
+use crate::health::Check;
 use crate::instance::Instance;
 use crate::names::{is_name_byte, validate_name};
 use crate::timefmt;
@@ -36,6 +37,7 @@ pub struct Service {
     pub(crate) app_version: Option<String>,
     pub(crate) build_time: Option<String>,
     pub(crate) extra: BTreeMap<String, String>,
+    pub(crate) check: Option<Check>,
 }
 
 /// A weight as given: a number from Rust, or text from C, Python or the environment.
@@ -60,6 +62,7 @@ impl Service {
             app_version: None,
             build_time: None,
             extra: BTreeMap::new(),
+            check: None,
         }
     }
 
@@ -112,6 +115,19 @@ impl Service {
     pub fn build_time(mut self, value: impl Into<String>) -> Self {
         self.build_time = Some(value.into());
         self
+    }
+
+    /// A health check: the service is registered once its probe passes,
+    /// withdrawn while it fails, written back when it passes again (see
+    /// [`crate::health`]).
+    pub fn check(mut self, check: Check) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// The health check, if any.
+    pub fn health_check(&self) -> Option<&Check> {
+        self.check.as_ref()
     }
 
     /// Checks the name and address alone (metadata is checked when registering).

@@ -190,6 +190,7 @@ impl Supervisor {
         match self.ledger.set_value(&key, &value) {
             None | Some(Holder::Removed) => return Err(Error::NotRegistered { key }),
             Some(Holder::Other(other_lease)) => return Err(Error::Conflict { key, other_lease }),
+            Some(Holder::Withdrawn) => return Ok(()), // written when restored
             Some(Holder::Us) => {}
         }
         let Some(lease) = lease else {
@@ -253,6 +254,87 @@ impl Supervisor {
                 // Not confirmed: keep trying in the background (the lease bounds it anyway).
                 self.ledger.orphans.insert(key);
                 self.heal_soon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes a registration's key out of etcd, keeping the registration:
+    /// healing leaves it out until [`Supervisor::restore`].
+    pub(super) async fn withdraw(
+        &mut self,
+        key: String,
+        reason: String,
+        until: Instant,
+    ) -> Result<()> {
+        match self.ledger.set_withdrawn(&key, true) {
+            None | Some(Holder::Removed) => return Err(Error::NotRegistered { key }),
+            Some(Holder::Withdrawn) => return Ok(()),
+            Some(Holder::Other(_)) => {} // not ours in etcd: nothing to delete
+            Some(Holder::Us) => {
+                let lease = self.lease_id();
+                let txn = etcd_client::Txn::new()
+                    .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
+                    .and_then([TxnOp::delete(key.as_str(), None)]);
+                if let Err(e) = self.etcd.txn("withdraw", remaining(until), txn).await {
+                    // Healing deletes it, the lease bounding it meanwhile.
+                    self.ledger.orphans.insert(key.clone());
+                    self.heal_soon();
+                    self.events.emit(Event::Withdrawn { key, reason });
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(key, %reason, "registration withdrawn");
+        self.events.emit(Event::Withdrawn { key, reason });
+        Ok(())
+    }
+
+    /// Writes a withdrawn registration back, as a new registration of its
+    /// key (the newest wins); healing finishes it when etcd cannot be
+    /// reached now.
+    pub(super) async fn restore(
+        &mut self,
+        key: String,
+        reason: String,
+        until: Instant,
+    ) -> Result<()> {
+        match self.ledger.set_withdrawn(&key, false) {
+            None | Some(Holder::Removed) => return Err(Error::NotRegistered { key }),
+            Some(Holder::Withdrawn) => {}
+            Some(_) => return Ok(()), // not withdrawn
+        }
+        self.ledger.orphans.remove(&key);
+        tracing::info!(key, %reason, "registration reinstated");
+        self.events.emit(Event::Reinstated {
+            key: key.clone(),
+            reason,
+        });
+        let Some(entry) = self.ledger.get(&key) else {
+            return Ok(());
+        };
+        let entry = NewEntry {
+            key: key.clone(),
+            name: entry.name.clone(),
+            value: entry.value.clone(),
+        };
+        if self.lease.is_none() {
+            if let Err(e) = self.grant(until).await {
+                self.heal_soon();
+                return Err(e);
+            }
+        }
+        let lease = self.lease_id();
+        match self.put_chunk(&[&entry], lease, until).await {
+            Ok((rev, taken)) => {
+                self.ledger.record_written([key.as_str()], rev, lease);
+                for (key, from_lease) in taken {
+                    self.events.emit(Event::TookOver { key, from_lease });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.heal_soon(); // the key stays dirty: healing writes it
                 Err(e)
             }
         }

@@ -212,9 +212,9 @@ impl Supervisor {
         let timeout = self.opts.request_timeout;
         let lease = self.lease_id();
         while let Some(key) = self.ledger.orphans.first().cloned() {
-            if self.ledger.contains(&key) {
+            if self.ledger.holds(&key) {
                 self.ledger.orphans.remove(&key);
-                continue; // registered again meanwhile
+                continue; // registered (or restored) again meanwhile
             }
             let txn = etcd_client::Txn::new()
                 .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])

@@ -20,6 +20,9 @@ pub(crate) enum Holder {
     Other(i64),
     /// Deleted from outside while healing of deleted keys is off: left alone.
     Removed,
+    /// Withdrawn by its owner (a failing health check, a drain): kept, but
+    /// not in etcd until restored; a write of it that lands is removed.
+    Withdrawn,
 }
 
 /// One registration of this client.
@@ -102,6 +105,9 @@ pub(crate) fn sweep_verdict(entry: Option<&Entry>, found: Found, lease: i64) -> 
         }
         Holder::Other(_) => SweepVerdict::OtherNow(found.lease),
         Holder::Removed => SweepVerdict::Ignore,
+        // A write of ours that landed after the withdrawal: delete it.
+        Holder::Withdrawn if found.lease == lease => SweepVerdict::Orphan,
+        Holder::Withdrawn => SweepVerdict::Ignore,
     }
 }
 
@@ -202,6 +208,8 @@ pub(crate) fn watch_verdict(
     }
     match (seen.deleted, entry.holder) {
         (_, Holder::Removed) => WatchVerdict::Ignore,
+        (false, Holder::Withdrawn) if seen.lease == leases.current => WatchVerdict::RemoveLateWrite,
+        (_, Holder::Withdrawn) => WatchVerdict::Ignore,
         (true, Holder::Us) => {
             // A delete event carries no lease, so unless healing is off this
             // heals; reconcile_verdict decides whether the lease still lived.
@@ -258,6 +266,30 @@ impl Ledger {
 
     pub fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
+    }
+
+    /// Whether `key` is one of ours that etcd should hold (or another
+    /// process holds): not to be deleted as a leftover. A withdrawn one is.
+    pub fn holds(&self, key: &str) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|e| e.holder != Holder::Withdrawn)
+    }
+
+    /// Marks `key` withdrawn (or, `false`, ours again and to be written);
+    /// `None` when we hold no such key.
+    pub fn set_withdrawn(&mut self, key: &str, withdrawn: bool) -> Option<Holder> {
+        let entry = self.entries.get_mut(key)?;
+        let before = entry.holder;
+        if withdrawn {
+            entry.holder = Holder::Withdrawn;
+            self.dirty.remove(key);
+        } else if before == Holder::Withdrawn {
+            entry.holder = Holder::Us;
+            entry.value_written = false;
+            self.dirty.insert(key.to_string());
+        }
+        Some(before)
     }
 
     pub fn len(&self) -> usize {

@@ -31,7 +31,7 @@ fn sweep_verdicts() {
     };
     let at = |mod_rev, lease| Found { mod_rev, lease };
     #[rustfmt::skip]
-    let cases: [(&str, Option<Entry>, Found, SweepVerdict); 8] = [
+    let cases: [(&str, Option<Entry>, Found, SweepVerdict); 10] = [
         ("ours as written", Some(entry(Holder::Us)), at(10, L), SweepVerdict::Intact),
         ("ours under a lost lease", Some(entry(Holder::Us)), at(10, OLD), SweepVerdict::Dirty),
         ("ours rewritten by someone", Some(entry(Holder::Us)), at(12, L), SweepVerdict::Dirty),
@@ -40,6 +40,8 @@ fn sweep_verdicts() {
         ("another process's key", None, at(11, X), SweepVerdict::Ignore),
         ("held by another, rewritten", Some(entry(Holder::Other(X))), at(13, Y), SweepVerdict::OtherNow(Y)),
         ("left deleted on purpose", Some(entry(Holder::Removed)), at(13, X), SweepVerdict::Ignore),
+        ("withdrawn, but a write of ours landed", Some(entry(Holder::Withdrawn)), at(12, L), SweepVerdict::Orphan),
+        ("withdrawn, another process took it", Some(entry(Holder::Withdrawn)), at(12, X), SweepVerdict::Ignore),
     ];
     for (case, entry, found, want) in cases {
         assert_eq!(sweep_verdict(entry.as_ref(), found, L), want, "{case}");
@@ -111,13 +113,14 @@ fn watch_verdicts() {
         current: 0,
         former: &[],
     };
-    let (us, other, removed) = (
+    let (us, other, removed, withdrawn) = (
         Some(entry(Holder::Us)),
         Some(entry(Holder::Other(X))),
         Some(entry(Holder::Removed)),
+        Some(entry(Holder::Withdrawn)),
     );
     #[rustfmt::skip]
-    let cases: [WatchCase<'_>; 14] = [
+    let cases: [WatchCase<'_>; 16] = [
         ("a late write under our lease", &None, put(L, 11), leases(&[]), true, WatchVerdict::RemoveLateWrite),
         ("another process's key", &None, put(X, 11), leases(&[]), true, WatchVerdict::Ignore),
         ("a delete of a key we do not hold", &None, delete(11), leases(&[]), true, WatchVerdict::Ignore),
@@ -133,6 +136,8 @@ fn watch_verdicts() {
         ("overwritten by another process", &us, put(X, 11), leases(&[OLD]), true, WatchVerdict::Conflict(X)),
         ("the other holder rewrote it", &other, put(Y, 12), leases(&[]), true, WatchVerdict::OtherNow(Y)),
         ("a plain put on ours while we hold no lease", &us, put(0, 11), none, true, WatchVerdict::Ignore),
+        ("a write of ours landing after the withdrawal", &withdrawn, put(L, 11), leases(&[]), true, WatchVerdict::RemoveLateWrite),
+        ("a withdrawn key deleted", &withdrawn, delete(11), leases(&[]), true, WatchVerdict::Ignore),
     ];
     for (case, entry, seen, leases, heal, want) in cases {
         assert_eq!(
@@ -300,4 +305,28 @@ fn former_leases_are_bounded() {
     }
     assert_eq!(ledger.former_leases().len(), FORMER_LEASES_KEPT);
     assert_eq!(ledger.former_leases().last(), Some(&40));
+}
+
+#[test]
+fn a_withdrawn_key_is_not_healed_and_comes_back_when_restored() {
+    let mut ledger = ledger();
+    assert_eq!(ledger.set_withdrawn("/svc/a", true), Some(Holder::Us));
+    assert!(!ledger.holds("/svc/a"), "its key may be deleted");
+    ledger.recheck_everything();
+    let chunk = ledger.next_dirty_chunk(128).unwrap();
+    assert!(
+        !chunk.contains(&"/svc/a".to_string()),
+        "not healed while withdrawn"
+    );
+    ledger.apply_sweep("svc", &[], L);
+    assert!(!ledger.dirty.contains("/svc/a"), "missing on purpose");
+    assert_eq!(
+        ledger.set_withdrawn("/svc/a", false),
+        Some(Holder::Withdrawn)
+    );
+    assert!(
+        ledger.holds("/svc/a") && ledger.dirty.contains("/svc/a"),
+        "written again"
+    );
+    assert_eq!(ledger.set_withdrawn("/nope", true), None);
 }

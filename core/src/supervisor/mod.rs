@@ -69,6 +69,15 @@ pub(crate) enum Command {
         deadline: Instant,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Takes the key out of etcd but keeps the registration (`withdraw: true`),
+    /// or writes it back (`false`); `reason` goes into the event.
+    Withdraw {
+        key: String,
+        withdraw: bool,
+        reason: String,
+        deadline: Instant,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// Closes within `budget`, counted from when the supervisor takes it up.
     Close {
         budget: Duration,
@@ -261,6 +270,20 @@ impl Supervisor {
                 reply,
             } => {
                 let _ = reply.send(self.deregister(key, deadline).await);
+            }
+            Command::Withdraw {
+                key,
+                withdraw,
+                reason,
+                deadline,
+                reply,
+            } => {
+                let done = if withdraw {
+                    self.withdraw(key, reason, deadline).await
+                } else {
+                    self.restore(key, reason, deadline).await
+                };
+                let _ = reply.send(done);
             }
             Command::Close { budget, reply } => {
                 let _ = reply.send(self.close(Instant::now() + budget).await);
