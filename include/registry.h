@@ -135,6 +135,15 @@ typedef enum registry_event_kind {
    * (`other_lease_id`) held: the newest registration wins.
    */
   REGISTRY_EVENT_TOOK_OVER = 8,
+  /**
+   * `key` was taken out of etcd but kept (`registry_registration_withdraw`
+   * or a failing health check; `reason` says which).
+   */
+  REGISTRY_EVENT_WITHDRAWN = 9,
+  /**
+   * A withdrawn `key` is back in etcd (`reason` says why).
+   */
+  REGISTRY_EVENT_REINSTATED = 10,
 } registry_event_kind;
 
 /**
@@ -213,7 +222,7 @@ typedef struct registry_event {
    */
   int64_t other_lease_id;
   /**
-   * For a lost lease: why, in words; else NULL.
+   * For a lost lease, a withdrawal or a reinstatement: why, in words; else NULL.
    */
   const char *reason;
   /**
@@ -631,6 +640,37 @@ const char *registry_registration_key(const struct registry_registration *regist
 enum registry_status registry_update(const struct registry_registration *registration, const char *const *keys, const char *const *values, size_t count);
 
 /**
+ * Takes the key out of etcd but keeps the registration (drain before a
+ * stop, or while the service cannot serve): consumers stop seeing it, and
+ * neither healing nor a health check writes it back until
+ * `registry_registration_restore`. Returns once etcd confirmed, or fails
+ * within the request timeout (then healing deletes it). Again: no-op.
+ *
+ * # Safety
+ * `registration` NULL or a live `registry_registration`.
+ */
+enum registry_status registry_registration_withdraw(const struct registry_registration *registration);
+
+/**
+ * Writes a withdrawn registration back (with any `registry_update` made
+ * meanwhile). Returns once etcd confirmed, or fails within the request
+ * timeout (then healing writes it). Not withdrawn: no-op.
+ *
+ * # Safety
+ * `registration` NULL or a live `registry_registration`.
+ */
+enum registry_status registry_registration_restore(const struct registry_registration *registration);
+
+/**
+ * Whether the registration is withdrawn (by `registry_registration_withdraw`
+ * or its failing health check). False when `registration` is NULL.
+ *
+ * # Safety
+ * `registration` NULL or a live `registry_registration`.
+ */
+bool registry_registration_is_withdrawn(const struct registry_registration *registration);
+
+/**
  * Deletes the key now (one request, confirmed by etcd or failed within the
  * request timeout) and frees the handle, whatever the result. After the
  * client was freed: REGISTRY_CLOSED (its lease already removed the key).
@@ -672,6 +712,21 @@ enum registry_status registry_service_new(const char *name, const char *addr, st
  * `service` a live `registry_service`; `key`, `value` NUL-terminated strings.
  */
 enum registry_status registry_service_set(struct registry_service *service, const char *key, const char *value);
+
+/**
+ * Gives the service a health check (the URL is copied): registering waits
+ * for its first passing probe (at most 60 s, then REGISTRY_TIMEOUT), the
+ * key is withdrawn after `fails` failed probes in a row and written back
+ * after `passes` passing ones (REGISTRY_EVENT_WITHDRAWN / _REINSTATED).
+ * `url`: "tcp://HOST:PORT" (connects), "http://HOST:PORT/PATH" (2xx) or
+ * "grpc://HOST:PORT[/SERVICE]" (grpc.health.v1 SERVING). 0 for any number
+ * keeps its default: a probe every `interval_ms` 1000, each at most
+ * `timeout_ms` 1000, `fails` 3, `passes` 1. Checked now.
+ *
+ * # Safety
+ * `service` a live `registry_service`; `url` a NUL-terminated string.
+ */
+enum registry_status registry_service_set_check(struct registry_service *service, const char *url, uint32_t interval_ms, uint32_t timeout_ms, uint32_t fails, uint32_t passes);
 
 /**
  * Frees a service; NULL does nothing. Registrations made from it are unaffected.

@@ -119,6 +119,19 @@ class service {
     set(key, value);
     return std::move(*this);
   }
+
+  /// A health check ("tcp://", "http://HOST:PORT/PATH" or "grpc://"): registered once
+  /// it passes, withdrawn after `fails` failures, back after `passes` passes (0: default).
+  service &check(const std::string &url, uint32_t interval_ms = 0, uint32_t timeout_ms = 0,
+                 uint32_t fails = 0, uint32_t passes = 0) & {
+    detail::check(registry_service_set_check(raw_, url.c_str(), interval_ms, timeout_ms, fails, passes));
+    return *this;
+  }
+  service &&check(const std::string &url, uint32_t interval_ms = 0, uint32_t timeout_ms = 0,
+                  uint32_t fails = 0, uint32_t passes = 0) && {
+    check(url, interval_ms, timeout_ms, fails, passes);
+    return std::move(*this);
+  }
   const registry_service *raw() const noexcept { return raw_; }
 
  private:
@@ -155,6 +168,15 @@ class registration {
     }
     detail::check(registry_update(raw_, keys.data(), values.data(), keys.size()));
   }
+
+  /// Takes the key out of etcd but keeps the registration (drain) until restore().
+  void withdraw() { detail::check(registry_registration_withdraw(raw_)); }
+
+  /// Writes a withdrawn registration back.
+  void restore() { detail::check(registry_registration_restore(raw_)); }
+
+  /// Whether it is withdrawn (by withdraw() or a failing health check).
+  bool is_withdrawn() const { return registry_registration_is_withdrawn(raw_); }
 
   /// Deletes the key now; throws if etcd did not confirm.
   void deregister() {

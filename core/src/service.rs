@@ -125,6 +125,11 @@ impl Service {
         self
     }
 
+    /// Sets the health check in place (for builders holding a `&mut Service`).
+    pub fn set_check(&mut self, check: Check) {
+        self.check = Some(check);
+    }
+
     /// The health check, if any.
     pub fn health_check(&self) -> Option<&Check> {
         self.check.as_ref()

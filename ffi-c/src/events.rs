@@ -31,6 +31,11 @@ pub enum registry_event_kind {
     /// This client registered `key`, which another process's lease
     /// (`other_lease_id`) held: the newest registration wins.
     REGISTRY_EVENT_TOOK_OVER = 8,
+    /// `key` was taken out of etcd but kept (`registry_registration_withdraw`
+    /// or a failing health check; `reason` says which).
+    REGISTRY_EVENT_WITHDRAWN = 9,
+    /// A withdrawn `key` is back in etcd (`reason` says why).
+    REGISTRY_EVENT_REINSTATED = 10,
 }
 
 /// One event. Every pointer in it is owned by the library and valid only
@@ -45,7 +50,7 @@ pub struct registry_event {
     pub lease_id: i64,
     /// For a conflict or a takeover: the other process's lease.
     pub other_lease_id: i64,
-    /// For a lost lease: why, in words; else NULL.
+    /// For a lost lease, a withdrawal or a reinstatement: why, in words; else NULL.
     pub reason: *const c_char,
     /// For a restore: how many registrations were put back.
     pub registrations: u64,
@@ -197,6 +202,16 @@ fn with_c_event(event: &Event, f: impl FnOnce(*const registry_event)) {
             raw.kind = K::REGISTRY_EVENT_TOOK_OVER;
             raw.other_lease_id = *from_lease;
             key = Some(cstring(k));
+        }
+        Event::Withdrawn { key: k, reason: r } => {
+            raw.kind = K::REGISTRY_EVENT_WITHDRAWN;
+            key = Some(cstring(k));
+            reason = Some(cstring(r));
+        }
+        Event::Reinstated { key: k, reason: r } => {
+            raw.kind = K::REGISTRY_EVENT_REINSTATED;
+            key = Some(cstring(k));
+            reason = Some(cstring(r));
         }
         Event::Closed => raw.kind = K::REGISTRY_EVENT_CLOSED,
         _ => return, // a kind this ABI version does not know: not delivered

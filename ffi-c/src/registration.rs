@@ -76,6 +76,57 @@ pub unsafe extern "C" fn registry_update(
     })
 }
 
+/// Takes the key out of etcd but keeps the registration (drain before a
+/// stop, or while the service cannot serve): consumers stop seeing it, and
+/// neither healing nor a health check writes it back until
+/// `registry_registration_restore`. Returns once etcd confirmed, or fails
+/// within the request timeout (then healing deletes it). Again: no-op.
+///
+/// # Safety
+/// `registration` NULL or a live `registry_registration`.
+#[no_mangle]
+pub unsafe extern "C" fn registry_registration_withdraw(
+    registration: *const registry_registration,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let registration = unsafe { required_ref(registration, "registration") }?;
+        registration.inner.withdraw()?;
+        Ok(())
+    })
+}
+
+/// Writes a withdrawn registration back (with any `registry_update` made
+/// meanwhile). Returns once etcd confirmed, or fails within the request
+/// timeout (then healing writes it). Not withdrawn: no-op.
+///
+/// # Safety
+/// `registration` NULL or a live `registry_registration`.
+#[no_mangle]
+pub unsafe extern "C" fn registry_registration_restore(
+    registration: *const registry_registration,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let registration = unsafe { required_ref(registration, "registration") }?;
+        registration.inner.restore()?;
+        Ok(())
+    })
+}
+
+/// Whether the registration is withdrawn (by `registry_registration_withdraw`
+/// or its failing health check). False when `registration` is NULL.
+///
+/// # Safety
+/// `registration` NULL or a live `registry_registration`.
+#[no_mangle]
+pub unsafe extern "C" fn registry_registration_is_withdrawn(
+    registration: *const registry_registration,
+) -> bool {
+    // SAFETY: per the contract above.
+    unsafe { registration.as_ref() }.is_some_and(|r| r.inner.is_withdrawn())
+}
+
 /// Deletes the key now (one request, confirmed by etcd or failed within the
 /// request timeout) and frees the handle, whatever the result. After the
 /// client was freed: REGISTRY_CLOSED (its lease already removed the key).

@@ -1,7 +1,9 @@
 //! `registry_service`: a name, an address and metadata, to register.
 
 use std::ffi::c_char;
+use std::time::Duration;
 
+use libregistry::health::Check;
 use libregistry::Service;
 
 use crate::boundary::{
@@ -60,6 +62,43 @@ pub unsafe extern "C" fn registry_service_set(
         let key = unsafe { required_str(key, "key") }?;
         let value = unsafe { required_str(value, "value") }?;
         service.inner.set(key, value)?;
+        Ok(())
+    })
+}
+
+/// Gives the service a health check (the URL is copied): registering waits
+/// for its first passing probe (at most 60 s, then REGISTRY_TIMEOUT), the
+/// key is withdrawn after `fails` failed probes in a row and written back
+/// after `passes` passing ones (REGISTRY_EVENT_WITHDRAWN / _REINSTATED).
+/// `url`: "tcp://HOST:PORT" (connects), "http://HOST:PORT/PATH" (2xx) or
+/// "grpc://HOST:PORT[/SERVICE]" (grpc.health.v1 SERVING). 0 for any number
+/// keeps its default: a probe every `interval_ms` 1000, each at most
+/// `timeout_ms` 1000, `fails` 3, `passes` 1. Checked now.
+///
+/// # Safety
+/// `service` a live `registry_service`; `url` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn registry_service_set_check(
+    service: *mut registry_service,
+    url: *const c_char,
+    interval_ms: u32,
+    timeout_ms: u32,
+    fails: u32,
+    passes: u32,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let service = unsafe { required_mut(service, "service") }?;
+        let url = unsafe { required_str(url, "url") }?;
+        let millis = |ms: u32| (ms > 0).then(|| Duration::from_millis(ms.into()));
+        let count = |n: u32| (n > 0).then_some(n);
+        let check = Check::parse(url)?.tuned(
+            millis(interval_ms),
+            millis(timeout_ms),
+            count(fails),
+            count(passes),
+        )?;
+        service.inner.set_check(check);
         Ok(())
     })
 }

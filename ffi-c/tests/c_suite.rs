@@ -225,7 +225,7 @@ async fn an_unread_c_watcher_stays_bounded_in_memory() {
 }
 
 /// The C programs that run against etcd, checked under every tool.
-const SUITES: [&str; 2] = ["test_bad_input", "test_discovery"];
+const SUITES: [&str; 3] = ["test_bad_input", "test_discovery", "test_health"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_through_the_c_abi() {
@@ -236,6 +236,14 @@ async fn discovery_through_the_c_abi() {
         &[],
         Link::Shared,
     );
+    let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_and_drain_through_the_c_abi() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c("test_health", &["tests/c/test_health.c"], &[], Link::Shared);
     let out = run_ok(Command::new(&exe).env("REGISTRY_ENDPOINTS", etcd.endpoints_csv()));
     assert!(out.contains("all checks passed"), "{out}");
 }

@@ -1,5 +1,5 @@
-// The C++ wrapper against a real etcd: register, discover, watch, pick, and
-// errors as exceptions. Needs REGISTRY_ENDPOINTS.
+// The C++ wrapper against a real etcd: register, discover, watch, pick,
+// withdraw and restore, and errors as exceptions. Needs REGISTRY_ENDPOINTS.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -46,6 +46,23 @@ int main() {
     EXPECT(!watcher.pick().has_value());  // the only one left has weight 0
   }  // a deregisters here
 
+  {
+    // A drain: withdrawn (out of etcd, kept), then restored.
+    auto c = client.register_service(registry::service("cpp_drain", "10.0.0.3:1"));
+    c.withdraw();
+    EXPECT(c.is_withdrawn());
+    EXPECT(client.discover("cpp_drain").empty());
+    c.restore();
+    EXPECT(!c.is_withdrawn());
+    EXPECT(client.discover("cpp_drain").size() == 1);
+  }
+  try {
+    registry::service("cpp", "10.0.0.4:1").check("http://10.0.0.4:1/healthz", 5);
+    EXPECT(false);
+  } catch (const registry::error &e) {
+    EXPECT(e.status() == REGISTRY_INVALID_ARGUMENT);
+    EXPECT(std::string(e.what()).find("check interval") != std::string::npos);
+  }
   try {
     registry::service bad("../x", "h:1");
     EXPECT(false);
