@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "wait.h"
 
 #define INV REGISTRY_INVALID_ARGUMENT
 
@@ -28,22 +29,8 @@ static void on_change(void *userdata, const registry_change *change) {
   pthread_mutex_unlock(&lock);
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* Waits up to 5 s for *counter to reach want. */
-static int wait_for(int *counter, int want) {
-  for (int i = 0; i < 500; i++) {
-    pthread_mutex_lock(&lock);
-    int now = *counter;
-    pthread_mutex_unlock(&lock);
-    if (now >= want) return 1;
-    sleep_ms(10);
-  }
-  return 0;
-}
+static int wait_for(int *counter, int want) { return wait_counter(&lock, counter, want); }
 
 static registry_registration *reg(registry_client *client, const char *name, const char *addr,
                                   const char *zone, const char *weight) {
