@@ -7,15 +7,12 @@ use std::hash::{Hash, Hasher};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple, PyType};
+use pyo3::types::{IntoPyDict, PyDict, PyList, PyMapping, PyString, PyType};
 use serde_json::{Map, Value};
 
 use crate::convert;
 use crate::errors;
 use crate::pending::Outcome;
-
-/// How deep `Instance(...)` metadata given from Python may nest.
-const MAX_JSON_DEPTH: usize = 32;
 
 /// One provider instance: its etcd key, service name, address and metadata.
 #[pyclass(frozen, eq, module = "libregistry", name = "Instance")]
@@ -30,119 +27,46 @@ impl From<libregistry::Instance> for Instance {
     }
 }
 
-/// A JSON value as the Python value it reads as.
-fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_pyobject(py)?.into_any()
-            } else if let Some(u) = n.as_u64() {
-                u.into_pyobject(py)?.into_any()
-            } else {
-                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
-            }
-        }
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(json_to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => map_to_py(py, map)?.into_any(),
-    })
-}
-
-/// A JSON object as a `dict`, in its order.
+/// A JSON object as a `dict`, in its order: JSON numbers as `int` or
+/// `float`, read by Python's own `json` module.
 pub fn map_to_py<'py>(py: Python<'py>, map: &Map<String, Value>) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    for (key, value) in map {
-        dict.set_item(key, json_to_py(py, value)?)?;
-    }
-    Ok(dict)
+    let text =
+        serde_json::to_string(map).map_err(|e| errors::invalid(py, "metadata", e.to_string()))?;
+    Ok(py
+        .import("json")?
+        .call_method1("loads", (text,))?
+        .cast_into()?)
 }
 
-/// A Python value (`str`, `int`, `float`, `bool`, `None`, lists and dicts of
-/// them) as JSON, for `Instance(...)` built by hand.
-fn py_to_json(field: &str, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+/// Metadata given to `Instance(...)` by hand: a mapping of `str` keys to
+/// JSON's values (`str`, `int`, `float`, `bool`, `None`, lists and dicts of
+/// them), written by Python's `json` module (integers beyond 64 bits are
+/// read back as floats).
+fn mapping_to_json(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<Map<String, Value>> {
     let py = obj.py();
-    if depth > MAX_JSON_DEPTH {
-        return Err(errors::invalid(
-            py,
-            field,
-            format!("nests deeper than {MAX_JSON_DEPTH} levels"),
-        ));
-    }
-    if obj.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Value::from(i));
-        }
-        if let Ok(u) = obj.extract::<u64>() {
-            return Ok(Value::from(u));
-        }
-        return Err(errors::invalid(
-            py,
-            field,
-            "is an integer outside the 64-bit range",
-        ));
-    }
-    if obj.is_instance_of::<PyFloat>() {
-        let f: f64 = obj.extract()?;
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| errors::invalid(py, field, format!("{f} is not a finite number")));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
-    }
-    let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(list) = obj.cast::<PyList>() {
-        Some(list.iter().collect())
-    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        Some(tuple.iter().collect())
-    } else {
-        None
-    };
-    if let Some(items) = items {
-        return items
-            .iter()
-            .map(|item| py_to_json(field, item, depth + 1))
-            .collect::<PyResult<Vec<_>>>()
-            .map(Value::Array);
-    }
-    if obj.cast::<PyMapping>().is_ok() {
-        return mapping_to_json(field, obj, depth + 1).map(Value::Object);
-    }
-    Err(PyTypeError::new_err(format!(
-        "{field} must be str, int, float, bool, None, or a list or dict of them, not {}",
-        convert::type_name(obj)
-    )))
-}
-
-fn mapping_to_json(
-    field: &str,
-    obj: &Bound<'_, PyAny>,
-    depth: usize,
-) -> PyResult<Map<String, Value>> {
-    let mapping = obj.cast::<PyMapping>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{field} must be a mapping of str keys, not {}",
-            convert::type_name(obj)
-        ))
-    })?;
+    let mapping = obj
+        .cast::<PyMapping>()
+        .map_err(|_| convert::wrong_type(field, "a mapping of str keys", obj))?;
+    let dumps = py.import("json")?.getattr("dumps")?;
+    let strict = [("allow_nan", false)].into_py_dict(py)?;
     let mut map = Map::new();
     for item in mapping.items()?.iter() {
         let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = convert::str_arg(&format!("each {field} key"), &key)?;
-        let value = py_to_json(&format!("{field}[{key:?}]"), &value, depth)?;
+        let entry = format!("{field}[{key:?}]");
+        let text: String = match dumps.call((value,), Some(&strict)) {
+            Ok(text) => text.extract()?,
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                let why = "must be str, int, float, bool, None, or lists and dicts of them";
+                return Err(PyTypeError::new_err(format!(
+                    "{entry} {why}: {}",
+                    e.value(py)
+                )));
+            }
+            Err(e) => return Err(errors::invalid(py, &entry, e.value(py).to_string())),
+        };
+        let value =
+            serde_json::from_str(&text).map_err(|e| errors::invalid(py, &entry, e.to_string()))?;
         map.insert(key, value);
     }
     Ok(map)
@@ -163,7 +87,7 @@ impl Instance {
         let name = convert::str_arg("name", name)?;
         let addr = convert::str_arg("addr", addr)?;
         let metadata = match metadata {
-            Some(m) if !m.is_none() => mapping_to_json("metadata", m, 1)?,
+            Some(m) if !m.is_none() => mapping_to_json("metadata", m)?,
             _ => Map::new(),
         };
         Ok(Instance {

@@ -127,16 +127,40 @@ impl Client {
         Ok(Pending::new(connect, OnInterrupt::Finish))
     }
 
-    /// Registers one service; done once etcd confirmed it.
-    #[pyo3(signature = (name, addr, metadata=None))]
+    /// Registers one service (once its health check passes, with `check`);
+    /// done once etcd confirmed it.
+    #[pyo3(signature = (name, addr, metadata=None, check=None, check_interval=None, check_timeout=None, check_fails=None, check_passes=None))]
+    #[allow(clippy::too_many_arguments)]
     fn register(
         &self,
         py: Python<'_>,
         name: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         metadata: Option<&Bound<'_, PyAny>>,
+        check: Option<&Bound<'_, PyAny>>,
+        check_interval: Option<&Bound<'_, PyAny>>,
+        check_timeout: Option<&Bound<'_, PyAny>>,
+        check_fails: Option<&Bound<'_, PyAny>>,
+        check_passes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Pending> {
-        let service = convert::service(py, name, addr, metadata)?;
+        let mut service = convert::service(py, name, addr, metadata)?;
+        if let Some(url) = convert::given(check) {
+            let count = |field, obj| {
+                convert::given(obj)
+                    .map(|o| convert::u32_arg(field, o))
+                    .transpose()
+            };
+            let (url, fails, passes) = (
+                convert::str_arg("check", url)?,
+                count("check_fails", check_fails)?,
+                count("check_passes", check_passes)?,
+            );
+            let interval = convert::optional_seconds("check_interval", check_interval)?;
+            let timeout = convert::optional_seconds("check_timeout", check_timeout)?;
+            let tuned = libregistry::health::Check::parse(&url)
+                .and_then(|c| c.tuned(interval, timeout, fails, passes));
+            service.set_check(tuned.map_err(|e| errors::to_py(py, e))?);
+        }
         Ok(self.register_services(vec![service], true))
     }
 
@@ -289,6 +313,24 @@ impl Registration {
             async move { reg.update(pairs).await },
             OnInterrupt::Finish,
         ))
+    }
+
+    /// Whether it is withdrawn (by `withdraw` or a failing health check).
+    #[getter]
+    fn withdrawn(&self) -> bool {
+        self.inner.is_withdrawn()
+    }
+
+    /// Takes the key out of etcd, keeping the registration, until `restore`.
+    fn withdraw(&self) -> Pending {
+        let reg = self.inner.clone();
+        Pending::new(async move { reg.withdraw().await }, OnInterrupt::Finish)
+    }
+
+    /// Writes a withdrawn registration back.
+    fn restore(&self) -> Pending {
+        let reg = self.inner.clone();
+        Pending::new(async move { reg.restore().await }, OnInterrupt::Finish)
     }
 
     /// Deletes the key; calling it again does nothing.

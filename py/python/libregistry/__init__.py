@@ -20,33 +20,11 @@ from __future__ import annotations
 
 from . import aio
 from ._discovery import Added, Change, ChangeCallback, Instance, PickPolicy, Removed, Updated, Watcher
-from ._events import (
-    Closed,
-    Conflict,
-    Deregistered,
-    Event,
-    KeyRestored,
-    LeaseId,
-    LeaseLost,
-    Registered,
-    Restored,
-    TookOver,
-    Unknown,
-)
-from ._errors import (
-    AlreadyRegisteredError,
-    ClosedError,
-    ConflictError,
-    EtcdError,
-    ForkedError,
-    InvalidArgumentError,
-    NotRegisteredError,
-    PermissionDeniedError,
-    RegistryError,
-    RequestTimeoutError,
-    TlsError,
-    UnavailableError,
-)
+from ._events import (Closed, Conflict, Deregistered, Event, KeyRestored, LeaseId, LeaseLost, Registered,
+                      Reinstated, Restored, TookOver, Unknown, Withdrawn)  # fmt: skip
+from ._errors import (AlreadyRegisteredError, ClosedError, ConflictError, EtcdError, ForkedError,
+                      InvalidArgumentError, NotRegisteredError, PermissionDeniedError, RegistryError,
+                      RequestTimeoutError, TlsError, UnavailableError)  # fmt: skip
 from ._native import CORE_VERSION as __version__
 from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, ServiceSpec
 from .aio import AsyncRegistration, AsyncRegistry, AsyncWatcher
@@ -55,8 +33,8 @@ __all__ = [
     "Registry", "Registration", "RegistryBase", "AsyncRegistry", "AsyncRegistration",
     "Instance", "Watcher", "AsyncWatcher", "PickPolicy", "Change", "Added", "Updated", "Removed", "ChangeCallback",
     "aio", "Endpoints", "Metadata", "PathLike", "ServiceSpec",
-    "LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed",
-    "Unknown",
+    "LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver",
+    "Withdrawn", "Reinstated", "Closed", "Unknown",
     "RegistryError", "InvalidArgumentError", "UnavailableError", "RequestTimeoutError", "TlsError",
     "PermissionDeniedError", "AlreadyRegisteredError", "NotRegisteredError", "ConflictError", "ClosedError",
     "ForkedError", "EtcdError",

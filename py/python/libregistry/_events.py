@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Type
 
-__all__ = ["LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed", "Unknown"]
+__all__ = ["LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Withdrawn", "Reinstated", "Closed", "Unknown"]
 
 
 class LeaseId(int):
@@ -100,6 +100,25 @@ class TookOver(Event):
 
 
 @dataclass(frozen=True)
+class Withdrawn(Event):
+    """``key`` was taken out of etcd but kept (``withdraw()`` or a failing
+    health check; ``reason`` says which) until it is reinstated."""
+
+    kind: ClassVar[str] = "withdrawn"
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reinstated(Event):
+    """A withdrawn ``key`` is back in etcd (``reason`` says why)."""
+
+    kind: ClassVar[str] = "reinstated"
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Closed(Event):
     """The Registry was closed and its lease revoked."""
 
@@ -116,7 +135,7 @@ class Unknown(Event):
 
 _BY_KIND: Dict[str, Type[Event]] = {
     cls.kind: cls
-    for cls in (Registered, LeaseLost, Restored, KeyRestored, Deregistered, Conflict, TookOver, Closed, Unknown)
+    for cls in (Registered, LeaseLost, Restored, KeyRestored, Deregistered, Conflict, TookOver, Withdrawn, Reinstated, Closed, Unknown)
 }
 
 

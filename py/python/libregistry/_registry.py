@@ -60,6 +60,11 @@ class RegistrationInfo:
         """False once ``deregister`` was called or the registry closed."""
         return self._native.registered
 
+    @property
+    def withdrawn(self) -> bool:
+        """Whether it is withdrawn (by ``withdraw`` or a failing health check)."""
+        return self._native.withdrawn
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r}, registered={self.registered})"
 
@@ -78,6 +83,16 @@ class Registration(RegistrationInfo):
         """Changes metadata entries and rewrites the value in place (the key
         never disappears meanwhile). ``update({"weight": 0})`` drains."""
         self._native.update(changes).wait()
+
+    def withdraw(self) -> None:
+        """Takes the key out of etcd but keeps the registration (drain before
+        a stop): neither healing nor a health check writes it back until
+        :meth:`restore`. Calling it again does nothing."""
+        self._native.withdraw().wait()
+
+    def restore(self) -> None:
+        """Writes a withdrawn registration back (with any update made meanwhile)."""
+        self._native.restore().wait()
 
     def deregister(self) -> None:
         """Deletes the key (confirmed by etcd) and stops healing it. Calling
@@ -225,11 +240,34 @@ class Registry(RegistryBase):
         _dispatch.ensure_running()
         self._native = _native.Client.connect(**self._options).wait()
 
-    def register(self, name: str, addr: str, metadata: Optional[Metadata] = None) -> Registration:
+    def register(
+        self,
+        name: str,
+        addr: str,
+        metadata: Optional[Metadata] = None,
+        *,
+        check: Optional[str] = None,
+        check_interval: Optional[float] = None,
+        check_timeout: Optional[float] = None,
+        check_fails: Optional[int] = None,
+        check_passes: Optional[int] = None,
+    ) -> Registration:
         """Registers service ``name`` at ``addr`` (``host:port``) with
         ``metadata``; returns once etcd confirmed it. Interrupted (Ctrl-C),
-        it leaves nothing registered."""
-        return Registration(self._connected().register(name, addr, metadata).wait())
+        it leaves nothing registered.
+
+        :param check: a health check, ``tcp://HOST:PORT`` (connects),
+            ``http://HOST:PORT/PATH`` (answers 2xx) or
+            ``grpc://HOST:PORT[/SERVICE]`` (``grpc.health.v1`` SERVING):
+            registering waits for its first pass (at most 60 s), the key is
+            withdrawn after ``check_fails`` failures in a row (default 3) and
+            written back after ``check_passes`` passes (default 1), a probe
+            every ``check_interval`` seconds (default 1), each at most
+            ``check_timeout`` (default 1); :class:`~libregistry.Withdrawn` and
+            :class:`~libregistry.Reinstated` events say when and why.
+        """
+        checks = (check, check_interval, check_timeout, check_fails, check_passes)
+        return Registration(self._connected().register(name, addr, metadata, *checks).wait())
 
     def register_many(self, services: Iterable[ServiceSpec]) -> List[Registration]:
         """Registers ``(name, addr)`` or ``(name, addr, metadata)`` entries at

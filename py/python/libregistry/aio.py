@@ -34,6 +34,14 @@ class AsyncRegistration(RegistrationInfo):
         """Changes metadata entries and rewrites the value in place."""
         await self._native.update(changes).future()
 
+    async def withdraw(self) -> None:
+        """Takes the key out of etcd, keeping it; see :meth:`libregistry.Registration.withdraw`."""
+        await self._native.withdraw().future()
+
+    async def restore(self) -> None:
+        """Writes a withdrawn registration back."""
+        await self._native.restore().future()
+
     async def deregister(self) -> None:
         """Deletes the key; calling it again does nothing."""
         await self._native.deregister().future()
@@ -160,10 +168,22 @@ class AsyncRegistry(RegistryBase):
             raise
         return self._native
 
-    async def register(self, name: str, addr: str, metadata: Optional[Metadata] = None) -> AsyncRegistration:
+    async def register(
+        self,
+        name: str,
+        addr: str,
+        metadata: Optional[Metadata] = None,
+        *,
+        check: Optional[str] = None,
+        check_interval: Optional[float] = None,
+        check_timeout: Optional[float] = None,
+        check_fails: Optional[int] = None,
+        check_passes: Optional[int] = None,
+    ) -> AsyncRegistration:
         """Registers service ``name`` at ``addr``; see :meth:`libregistry.Registry.register`."""
         client = await self._client()
-        return AsyncRegistration(await client.register(name, addr, metadata).future())
+        checks = (check, check_interval, check_timeout, check_fails, check_passes)
+        return AsyncRegistration(await client.register(name, addr, metadata, *checks).future())
 
     async def register_many(self, services: Iterable[ServiceSpec]) -> List[AsyncRegistration]:
         """Registers many services at once, all or nothing."""
