@@ -48,13 +48,13 @@ from ._errors import (
     UnavailableError,
 )
 from ._native import CORE_VERSION as __version__
-from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, ServiceSpec
+from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, SeedMetadata, ServiceSpec
 from .aio import AsyncRegistration, AsyncRegistry, AsyncWatcher
 
 __all__ = [
     "Registry", "Registration", "RegistryBase", "AsyncRegistry", "AsyncRegistration",
     "Instance", "Watcher", "AsyncWatcher", "PickPolicy", "Change", "Added", "Updated", "Removed", "ChangeCallback",
-    "aio", "Endpoints", "Metadata", "PathLike", "ServiceSpec",
+    "aio", "Endpoints", "Metadata", "SeedMetadata", "PathLike", "ServiceSpec",
     "LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver", "Closed",
     "Unknown",
     "RegistryError", "InvalidArgumentError", "UnavailableError", "RequestTimeoutError", "TlsError",

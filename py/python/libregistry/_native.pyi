@@ -6,6 +6,8 @@ import os
 from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 from typing import final
 
+from ._registry import Metadata as _Metadata
+
 __all__ = [
     "Pending",
     "Client",
@@ -20,7 +22,6 @@ __all__ = [
 CORE_VERSION: str
 
 _Endpoints = Union[str, Sequence[str]]
-_Metadata = Mapping[str, Union[str, int]]
 _Spec = Union[Tuple[str, str], Tuple[str, str, Optional[_Metadata]]]
 _Path = Union[str, "os.PathLike[str]"]
 _T = TypeVar("_T")

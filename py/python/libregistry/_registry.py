@@ -6,20 +6,35 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypedDict, Union
 
 from . import _dispatch, _native
 from ._discovery import ChangeCallback, Instance, Watcher
 from ._events import Event, LeaseId
 
-__all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
+__all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "SeedMetadata", "PathLike", "ServiceSpec"]
 
 #: etcd endpoints: one URL, several comma-separated, or a list of URLs.
 Endpoints = Union[str, Sequence[str]]
-#: Metadata by wire name (``env``, ``region``, ``zone``, ``scheme``, ``weight``,
-#: ``deployment``, ``appVersion``, ``buildTime`` or any extra key). Values are
-#: ``str``; ``weight`` may also be an ``int``.
-Metadata = Mapping[str, Union[str, int]]
+
+
+class SeedMetadata(TypedDict, total=False):
+    """The seed's settable metadata fields, by wire name."""
+
+    env: str
+    region: str
+    zone: str
+    scheme: str
+    weight: Union[int, str]  # 0..=10000
+    deployment: str
+    appVersion: str
+    buildTime: str  # RFC 3339
+
+
+#: Metadata by wire name: the seed's fields, or any keys (1..=64 of
+#: ``[A-Za-z0-9._-]``) with ``str`` values. Type checkers take an ``int``
+#: ``weight`` only among the seed's fields: next to others, write ``"100"``.
+Metadata = Union[SeedMetadata, Mapping[str, str]]
 #: A file path.
 PathLike = Union[str, "os.PathLike[str]"]
 #: One entry of :meth:`Registry.register_many`.
