@@ -11,14 +11,15 @@
 #
 # etcd 3.7.3 when scripts/setup.sh built it, else 3.5 (`scripts/etcd-path.sh`).
 # Client port 2379 when free, else the last one used when free, else any free
-# one; loopback only. Everything lives under .demo/etcd/: data/, etcd.log,
-# etcd.pid, endpoint. The data outlives `stop`; `rm -rf .demo/etcd` wipes it.
+# one; loopback only. Everything lives under .demo/etcd/ ($LOCAL_ETCD_DIR
+# when set: the docs test uses a scratch one): data/, etcd.log, etcd.pid,
+# endpoint. The data outlives `stop`; `rm -rf .demo/etcd` wipes it.
 # Every subcommand is safe to repeat. stdout carries only the export lines
 # (so `eval "$(scripts/local-etcd.sh start)"` works); messages go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DIR="$PWD/.demo/etcd"
+DIR="${LOCAL_ETCD_DIR:-$PWD/.demo/etcd}"
 DATA="$DIR/data"
 PID_FILE="$DIR/etcd.pid"
 LOG="$DIR/etcd.log"
@@ -96,7 +97,7 @@ running_bin() {
 }
 
 answers() {
-  "$(etcdctl_bin)" --endpoints "$1" --command-timeout=1s endpoint health >/dev/null 2>&1
+  env -u ETCDCTL_ENDPOINTS "$(etcdctl_bin)" --endpoints "$1" --command-timeout=1s endpoint health >/dev/null 2>&1
 }
 
 print_exports() {
@@ -206,7 +207,7 @@ case "${1:-}" in
   etcdctl)
     shift
     [ -n "$(our_pid)" ] || { say "not running (start it: scripts/local-etcd.sh start)"; exit 3; }
-    exec "$(etcdctl_bin)" --endpoints "$(cat "$ENDPOINT_FILE")" "$@"
+    exec env -u ETCDCTL_ENDPOINTS "$(etcdctl_bin)" --endpoints "$(cat "$ENDPOINT_FILE")" "$@"
     ;;
   *)
     echo "usage: $0 start|stop|status|etcdctl ARGS..." >&2
