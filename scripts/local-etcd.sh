@@ -9,7 +9,8 @@
 #   scripts/local-etcd.sh etcdctl ARGS...   etcd's own etcdctl, pointed at it,
 #                                   e.g. `etcdctl get --prefix /micro/`
 #
-# etcd 3.7.3 when scripts/setup.sh built it, else 3.5 (`scripts/etcd-path.sh`).
+# etcd 3.7.3 when scripts/setup.sh built it, else 3.5 (`scripts/etcd-path.sh`);
+# once started, the same binary again (etcd refuses data of a newer version).
 # Client port 2379 when free, else the last one used when free, else any free
 # one; loopback only. Everything lives under .demo/etcd/ ($LOCAL_ETCD_DIR
 # when set: the docs test uses a scratch one): data/, etcd.log, etcd.pid,
@@ -25,6 +26,7 @@ PID_FILE="$DIR/etcd.pid"
 LOG="$DIR/etcd.log"
 ENDPOINT_FILE="$DIR/endpoint"
 PEER_FILE="$DIR/peer"
+BIN_FILE="$DIR/binary"
 
 say() { echo "local-etcd: $*" >&2; }
 
@@ -117,7 +119,8 @@ start() {
   fi
   rm -f "$PID_FILE"
   local bin client_port peer_port endpoint peer
-  bin="$(etcd_bin)"
+  bin="$(cat "$BIN_FILE" 2>/dev/null || true)"
+  [ -n "$bin" ] && [ -x "$bin" ] || bin="$(etcd_bin)"
   client_port="$(choose_port 2379 "$(saved_port "$ENDPOINT_FILE")")"
   peer_port="$(choose_port "$(saved_port "$PEER_FILE")" 2380)"
   if [ "$peer_port" = "$client_port" ]; then peer_port="$(free_port)"; fi
@@ -130,6 +133,7 @@ start() {
   fi
   echo "$endpoint" >"$ENDPOINT_FILE"
   echo "$peer" >"$PEER_FILE"
+  echo "$bin" >"$BIN_FILE"
   echo "== $(date -u +%FT%TZ) starting $bin" >>"$LOG"
   # setsid + nohup: not killed with this shell or its terminal.
   setsid nohup "$bin" --name local --data-dir "$DATA" \
@@ -150,6 +154,7 @@ start() {
       rm -f "$PID_FILE"
       say "etcd exited at start; the end of $LOG:"
       tail -n 20 "$LOG" >&2
+      say "to start afresh, on an empty data dir: rm -rf $DIR"
       exit 1
     fi
     sleep 0.2
