@@ -11,13 +11,26 @@ ETCD_BETWEEN = 3.6.16 3.5.1
 ETCD = $(shell scripts/etcd-path.sh $(ETCD_PRIMARY) 2>/dev/null || scripts/etcd-path.sh)
 WHEEL = $(firstword $(wildcard dist/libregistry-*-manylinux_2_17_x86_64*.whl))
 
-.PHONY: setup build demo test check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean
+.PHONY: setup build demo test check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	$(CARGO) build --workspace
+
+## A local etcd for the README's quick start: runs in the background, outlives the command,
+## prints the REGISTRY_ENDPOINTS line; data and log in .demo/etcd/.
+etcd: setup
+	@scripts/local-etcd.sh start
+etcd-stop:
+	@scripts/local-etcd.sh stop
+
+## Every code block of the docs compiled or run (scripts/test-docs.py), and cargo doc with
+## warnings as errors (about a minute when built).
+test-docs: setup
+	@echo "== docs: every code block of the *.md files compiled or run, on etcd $(ETCD_PRIMARY)"
+	ETCD_BIN=$(ETCD) scripts/test-docs.py
 
 ## Registers the seed's example service, shows what etcd holds, heals across an etcd restart.
 demo: setup
@@ -26,11 +39,11 @@ demo: setup
 
 ## Everything the project tests (about 50 min on 2 cores from a clean clone): lint; the
 ## release files built (make dist); every test on etcd 3.7.3 (Rust, C, C++, Python against
-## the built wheel, Go interop, the fault matrix), the release files checked as users
+## the built wheel, Go interop, the fault matrix), every docs code block, the release files checked as users
 ## install them, a one-minute soak of random faults; every test but the soak on etcd 3.4.23;
 ## lifecycle, healing, discovery and the fault matrix on 3.6.16 and 3.5.1; a short fuzzing
 ## run of the value decoder; the tree left as it was.
-test: setup lint dist test-full-$(ETCD_PRIMARY) dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
+test: setup lint dist test-full-$(ETCD_PRIMARY) test-docs dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
 
 ## Day-to-day: lint and every Rust and C test on etcd 3.7.3 (about 8 min when built).
 check: setup lint

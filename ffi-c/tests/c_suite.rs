@@ -347,7 +347,8 @@ fn compile_cpp(name: &str, source: &str) -> PathBuf {
     exe
 }
 
-fn spawn_provider(exe: &Path, etcd: &Etcd) -> (Child, BufReader<std::process::ChildStdout>) {
+/// Runs an example program against `etcd` (TTL 5 s), its stdout piped.
+fn spawn_example(exe: &Path, etcd: &Etcd) -> (Child, BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(exe)
         .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
         .env("REGISTRY_TTL", "5")
@@ -365,7 +366,7 @@ async fn c_and_cpp_example_providers_register_until_sigterm() {
     let cpp_exe = compile_cpp("provider_cpp", "examples/cpp/provider.cpp");
     let mut raw = etcd.raw().await;
     for exe in [c_exe, cpp_exe] {
-        let (mut child, mut stdout) = spawn_provider(&exe, &etcd);
+        let (mut child, mut stdout) = spawn_example(&exe, &etcd);
         expect_line(&mut stdout, "registered /micro/127.0.0.1:4000");
         let held = dump(&mut raw, "/micro/").await;
         assert_wire_value(&held["/micro/127.0.0.1:4000"].0, "127.0.0.1:4000", 4000);
@@ -382,6 +383,92 @@ async fn c_and_cpp_example_providers_register_until_sigterm() {
             async move { dump(&mut raw, "/micro/").await.is_empty() }
         })
         .await;
+    }
+}
+
+/// A child's stdout, line by line, read on a thread so a test can wait with a deadline.
+struct Lines {
+    name: String,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    fn of(name: &str, stdout: BufReader<std::process::ChildStdout>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            name: name.to_string(),
+            rx,
+        }
+    }
+
+    /// The next line must be `expected`, within 10 s.
+    fn expect(&self, expected: &str) {
+        match self.rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => assert_eq!(line, expected, "{}'s next line", self.name),
+            Err(e) => panic!(
+                "{}: no line within 10 s ({e}); expected {expected:?}",
+                self.name
+            ),
+        }
+    }
+}
+
+/// The example consumers list `micro` once, then follow it: both print a
+/// provider's address when it registers (already there at start, or later)
+/// and its removal when SIGTERM makes it deregister; SIGTERM stops them.
+#[tokio::test(flavor = "multi_thread")]
+async fn c_and_cpp_example_consumers_follow_the_example_providers() {
+    let etcd = Etcd::start().await;
+    let provider_c = compile_c("provider_c2", &["examples/c/provider.c"], &[], Link::Shared);
+    let provider_cpp = compile_cpp("provider_cpp2", "examples/cpp/provider.cpp");
+    let consumer_c = compile_c("consumer_c", &["examples/c/consumer.c"], &[], Link::Shared);
+    let consumer_cpp = compile_cpp("consumer_cpp", "examples/cpp/consumer.cpp");
+    let added =
+        "added 127.0.0.1:4000 (zone zone1, weight 100); next request goes to 127.0.0.1:4000";
+    let removed = "removed 127.0.0.1:4000 (zone zone1, weight 100); next request goes to nobody";
+
+    // The C++ provider is up before the consumers start: they discover it.
+    let (mut provider, mut provider_out) = spawn_example(&provider_cpp, &etcd);
+    expect_line(&mut provider_out, "registered /micro/127.0.0.1:4000");
+    let mut consumers = Vec::new();
+    for exe in [&consumer_c, &consumer_cpp] {
+        let (child, stdout) = spawn_example(exe, &etcd);
+        let lines = Lines::of(&exe.display().to_string(), stdout);
+        lines.expect("micro: 1 instance(s)");
+        lines.expect("  127.0.0.1:4000 (zone zone1, weight 100)");
+        lines.expect("watching micro");
+        lines.expect(added); // a watch starts by adding what is there
+        consumers.push((child, lines));
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc_kill(provider.id(), 15) };
+    assert!(provider.wait().unwrap().success());
+    for (_, lines) in &consumers {
+        lines.expect(removed);
+    }
+
+    // The C provider comes while they watch, then goes.
+    let (mut provider, mut provider_out) = spawn_example(&provider_c, &etcd);
+    expect_line(&mut provider_out, "registered /micro/127.0.0.1:4000");
+    for (_, lines) in &consumers {
+        lines.expect(added);
+    }
+    // SAFETY: as above.
+    unsafe { libc_kill(provider.id(), 15) };
+    assert!(provider.wait().unwrap().success());
+    for (mut child, lines) in consumers {
+        lines.expect(removed);
+        // SAFETY: as above.
+        unsafe { libc_kill(child.id(), 15) };
+        lines.expect("stopped");
+        assert!(child.wait().unwrap().success(), "{} failed", lines.name);
     }
 }
 

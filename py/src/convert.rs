@@ -188,6 +188,38 @@ pub fn services(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<libregis
     Ok(out)
 }
 
+/// `register`'s `(check, check_interval, check_timeout, check_fails,
+/// check_passes)` as a core health check; `None` without a check URL.
+pub fn check<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Option<libregistry::health::Check>> {
+    let py = args.py();
+    let [url, interval, timeout, fails, passes]: [Bound<'py, PyAny>; 5] = args.extract()?;
+    let given = |o: Bound<'py, PyAny>| (!o.is_none()).then_some(o);
+    let count = |field, o| given(o).map(|o| u32_arg(field, &o)).transpose();
+    let Some(url) = given(url) else {
+        let tuning = [
+            (&interval, "check_interval"),
+            (&timeout, "check_timeout"),
+            (&fails, "check_fails"),
+            (&passes, "check_passes"),
+        ];
+        return match tuning.iter().find(|(o, _)| !o.is_none()) {
+            Some((_, field)) => Err(errors::invalid(py, field, "is given without a check")),
+            None => Ok(None),
+        };
+    };
+    let url = str_arg("check", &url)?;
+    let interval = given(interval)
+        .map(|o| seconds_arg("check_interval", &o))
+        .transpose()?;
+    let timeout = given(timeout)
+        .map(|o| seconds_arg("check_timeout", &o))
+        .transpose()?;
+    let (fails, passes) = (count("check_fails", fails)?, count("check_passes", passes)?);
+    let check = libregistry::health::Check::parse(&url)
+        .and_then(|c| c.tuned(interval, timeout, fails, passes));
+    check.map(Some).map_err(|e| errors::to_py(py, e))
+}
+
 /// `None` (absent) or a value to check.
 pub fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
     obj.filter(|o| !o.is_none())

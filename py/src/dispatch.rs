@@ -1,5 +1,6 @@
 //! One queue per process carrying events (for `on_event` callbacks),
-//! watcher changes (for `on_change` callbacks) and library logs to Python.
+//! watcher changes (for `on_change` callbacks), asyncio outcomes and
+//! library logs to Python.
 //! The library runtime only pushes into it, never touching the GIL; a Python daemon thread (`libregistry._dispatch`) pops
 //! from it with the GIL released and calls the callbacks and `logging`.
 
@@ -22,6 +23,10 @@ pub struct ChangeSink {
     pub closed: AtomicBool,
 }
 
+/// Builds, with the GIL, the `(f, a, b)` of a call `f(a, b)`.
+pub type MakeCall =
+    Box<dyn FnOnce(Python<'_>) -> PyResult<(Py<PyAny>, Py<PyAny>, Py<PyAny>)> + Send>;
+
 /// What the dispatcher thread receives.
 pub enum Item {
     /// An event of a client and the callback that wants it.
@@ -30,6 +35,9 @@ pub enum Item {
     Change(Arc<ChangeSink>, libregistry::Change),
     /// A log record: Python level number, tracing target, text.
     Log(u8, String, String),
+    /// A call to make in Python, `f(a, b)`: an asyncio outcome scheduled
+    /// into its loop (see `pending`).
+    Call(MakeCall),
     /// Asks the dispatcher thread to stop (at interpreter exit).
     Stop,
 }
@@ -104,7 +112,7 @@ fn event_to_py<'py>(
 /// The next item for the dispatcher thread, waiting up to `timeout` seconds
 /// with the GIL released: `("event", callback, kind, fields)`,
 /// `("change", callback, kind, instance)`, `("log", levelno, target,
-/// message)`, `("stop",)`, or `None` (also for a change of a watcher closed
+/// message)`, `("call", f, a, b)`, `("stop",)`, or `None` (also for a change of a watcher closed
 /// meanwhile, which is dropped).
 #[pyfunction]
 pub fn dispatch_next<'py>(
@@ -131,6 +139,10 @@ pub fn dispatch_next<'py>(
         Some(Item::Log(level, target, message)) => {
             ("log", level, target, message).into_pyobject(py)?
         }
+        Some(Item::Call(make)) => match make(py) {
+            Ok((f, a, b)) => ("call", f, a, b).into_pyobject(py)?,
+            Err(_) => return Ok(None), // nothing to schedule: the outcome is undone as it drops
+        },
         Some(Item::Stop) => ("stop",).into_pyobject(py)?,
     };
     Ok(Some(tuple.into_any()))

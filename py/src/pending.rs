@@ -9,14 +9,16 @@
 //!   deregistered, a client closed) or is dropped (a wait for a change,
 //!   which loses nothing), as its maker chose.
 //! - `future()`: an asyncio future of the running loop. The call runs on the
-//!   library runtime; a completer thread of ours (never the runtime's
-//!   thread, which must not wait for the GIL) hands the outcome to the loop
-//!   with `call_soon_threadsafe`, where it becomes the future's result, or
-//!   is undone when the future was cancelled meanwhile.
+//!   library runtime; the dispatcher thread ([`crate::dispatch`], never the
+//!   runtime's thread, which must not wait for the GIL) hands the outcome
+//!   to the loop with `call_soon_threadsafe`, where it becomes the future's
+//!   result, or is undone when the future was cancelled meanwhile. That
+//!   thread is Python's and stops before the interpreter finalizes: a
+//!   thread of ours woken by the GIL of a finalizing interpreter is ended
+//!   by `pthread_exit` inside Rust frames, which aborts the process.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
 
+use crate::dispatch::{self, Item};
 use crate::errors;
 
 /// How long the GIL stays released before signals are checked again.
@@ -110,63 +113,23 @@ impl Pending {
     }
 
     /// Starts the call and returns an asyncio future of the running loop
-    /// (`RuntimeError` outside one, and then nothing is started).
+    /// (`RuntimeError` outside one, and then nothing is started). The
+    /// dispatcher thread must run (`libregistry._dispatch.ensure_running`).
     fn future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
         let future = event_loop.call_method0("create_future")?;
-        let tx = completer()?;
         let call = self.take()?;
         let done_loop = event_loop.unbind();
         let done_future = future.clone().unbind();
         libregistry::spawn(async move {
             let outcome = call.await;
-            // A failed send means the process is going away; nothing to resolve.
-            let _ = tx.send(Completion {
-                event_loop: done_loop,
-                future: done_future,
-                outcome,
-            });
+            dispatch::send(Item::Call(Box::new(move |py| {
+                resolver(py, done_loop, done_future, outcome)
+            })));
         })
         .map_err(|e| errors::to_py(py, e))?;
         Ok(future.unbind())
     }
-}
-
-/// An outcome on its way to an asyncio future.
-struct Completion {
-    event_loop: Py<PyAny>,
-    future: Py<PyAny>,
-    outcome: libregistry::Result<Box<dyn Outcome>>,
-}
-
-/// The completer thread's queue; rebuilt in a forked child, where the
-/// parent's thread does not exist.
-static COMPLETER: Mutex<Option<(u32, mpsc::Sender<Completion>)>> = Mutex::new(None);
-
-fn completer() -> PyResult<mpsc::Sender<Completion>> {
-    let pid = std::process::id();
-    let mut slot = COMPLETER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((owner, tx)) = slot.as_ref() {
-        if *owner == pid {
-            return Ok(tx.clone());
-        }
-    }
-    let (tx, rx) = mpsc::channel::<Completion>();
-    std::thread::Builder::new()
-        .name("libregistry-asyncio".into())
-        .spawn(move || {
-            for done in rx {
-                // Not once the interpreter is shutting down: nobody awaits then.
-                if Python::try_attach(|py| deliver(py, done)).is_none() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the asyncio completer: {e}")))?;
-    if let Some(old) = slot.replace((pid, tx.clone())) {
-        std::mem::forget(old); // a parent's sender: its thread is gone
-    }
-    Ok(tx)
 }
 
 /// An outcome not handed to Python yet: undone when dropped undelivered
@@ -181,15 +144,17 @@ impl Drop for Undelivered {
     }
 }
 
-/// Schedules the outcome into its loop: it becomes the future's result or
-/// exception there, or is undone when the future is already done
-/// (cancelled) or the loop is closed.
-fn deliver(py: Python<'_>, done: Completion) {
-    let Completion {
-        event_loop,
-        future,
-        outcome,
-    } = done;
+/// `(loop.call_soon_threadsafe, resolve, future)` for the dispatcher
+/// thread to call: in the loop, `resolve(future)` makes the outcome the
+/// future's result or exception, or undoes it when the future is already
+/// done (cancelled). A closed loop refuses the call: `resolve` drops, and
+/// the outcome is undone with it.
+fn resolver(
+    py: Python<'_>,
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    outcome: libregistry::Result<Box<dyn Outcome>>,
+) -> PyResult<(Py<PyAny>, Py<PyAny>, Py<PyAny>)> {
     let slot = Mutex::new(Some(outcome.map(|o| Undelivered(Some(o)))));
     let resolve = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
         let future = args.get_item(0)?;
@@ -209,11 +174,7 @@ fn deliver(py: Python<'_>, done: Completion) {
             Err(err) => future.call_method1("set_exception", (err.into_value(py),))?,
         };
         Ok::<(), PyErr>(())
-    });
-    // A closed loop refuses it: the closure drops, and the outcome with it.
-    let _ = resolve.and_then(|resolve| {
-        event_loop
-            .bind(py)
-            .call_method1("call_soon_threadsafe", (resolve, future.bind(py)))
-    });
+    })?;
+    let schedule = event_loop.bind(py).getattr("call_soon_threadsafe")?;
+    Ok((schedule.unbind(), resolve.into_any().unbind(), future))
 }

@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList};
+use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use crate::convert;
 use crate::discovery::{self, WatchArgs};
@@ -86,40 +87,12 @@ impl Outcome for Registered {
 impl Client {
     /// Connects (within the request timeout). Keywords as `Registry(...)`.
     #[staticmethod]
-    #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, request_timeout=None,
-        close_timeout=None, heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
-        user=None, password=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn connect(
-        py: Python<'_>,
-        endpoints: Option<&Bound<'_, PyAny>>,
-        ttl: Option<&Bound<'_, PyAny>>,
-        prefix: Option<&Bound<'_, PyAny>>,
-        request_timeout: Option<&Bound<'_, PyAny>>,
-        close_timeout: Option<&Bound<'_, PyAny>>,
-        heal_deleted_keys: Option<&Bound<'_, PyAny>>,
-        on_event: Option<&Bound<'_, PyAny>>,
-        ca_file: Option<&Bound<'_, PyAny>>,
-        cert_file: Option<&Bound<'_, PyAny>>,
-        key_file: Option<&Bound<'_, PyAny>>,
-        user: Option<&Bound<'_, PyAny>>,
-        password: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Pending> {
-        let options = to_options(
-            py,
-            endpoints,
-            ttl,
-            prefix,
-            request_timeout,
-            close_timeout,
-            heal_deleted_keys,
-            ca_file,
-            cert_file,
-            key_file,
-            user,
-            password,
-        )?;
-        let on_event = convert::callback_arg("on_event", on_event)?;
+    #[pyo3(signature = (**options))]
+    fn connect(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Pending> {
+        let options = options.cloned().unwrap_or_else(|| PyDict::new(py));
+        let on_event = options.get_item("on_event")?;
+        let on_event = convert::callback_arg("on_event", on_event.as_ref())?;
+        let options = to_options(py, &options)?;
         let connect = async move {
             let inner = libregistry::Client::connect(options).await?;
             Ok(Connected { inner, on_event })
@@ -127,39 +100,20 @@ impl Client {
         Ok(Pending::new(connect, OnInterrupt::Finish))
     }
 
-    /// Registers one service (once its health check passes, with `check`);
-    /// done once etcd confirmed it.
-    #[pyo3(signature = (name, addr, metadata=None, check=None, check_interval=None, check_timeout=None, check_fails=None, check_passes=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// Registers one service (once its health check passes, with `check`:
+    /// `(url, interval, timeout, fails, passes)`); done once etcd confirmed it.
+    #[pyo3(signature = (name, addr, metadata=None, check=None))]
     fn register(
         &self,
         py: Python<'_>,
         name: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         metadata: Option<&Bound<'_, PyAny>>,
-        check: Option<&Bound<'_, PyAny>>,
-        check_interval: Option<&Bound<'_, PyAny>>,
-        check_timeout: Option<&Bound<'_, PyAny>>,
-        check_fails: Option<&Bound<'_, PyAny>>,
-        check_passes: Option<&Bound<'_, PyAny>>,
+        check: Option<&Bound<'_, PyTuple>>,
     ) -> PyResult<Pending> {
         let mut service = convert::service(py, name, addr, metadata)?;
-        if let Some(url) = convert::given(check) {
-            let count = |field, obj| {
-                convert::given(obj)
-                    .map(|o| convert::u32_arg(field, o))
-                    .transpose()
-            };
-            let (url, fails, passes) = (
-                convert::str_arg("check", url)?,
-                count("check_fails", check_fails)?,
-                count("check_passes", check_passes)?,
-            );
-            let interval = convert::optional_seconds("check_interval", check_interval)?;
-            let timeout = convert::optional_seconds("check_timeout", check_timeout)?;
-            let tuned = libregistry::health::Check::parse(&url)
-                .and_then(|c| c.tuned(interval, timeout, fails, passes));
-            service.set_check(tuned.map_err(|e| errors::to_py(py, e))?);
+        if let Some(check) = check.map(convert::check).transpose()?.flatten() {
+            service.set_check(check);
         }
         Ok(self.register_services(vec![service], true))
     }
@@ -347,48 +301,65 @@ fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
         .map_err(|_| convert::wrong_type(field, "a str or os.PathLike path", value))
 }
 
+/// The keywords of `connect`, as `RegistryBase` declares them.
+const OPTIONS: [&str; 12] = [
+    "endpoints",
+    "ttl",
+    "prefix",
+    "request_timeout",
+    "close_timeout",
+    "heal_deleted_keys",
+    "on_event",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "user",
+    "password",
+];
+
 /// Checks each option's type and builds the core's options (whose values
-/// the core checks when connecting).
-#[allow(clippy::too_many_arguments)]
-pub fn to_options(
-    py: Python<'_>,
-    endpoints: Option<&Bound<'_, PyAny>>,
-    ttl: Option<&Bound<'_, PyAny>>,
-    prefix: Option<&Bound<'_, PyAny>>,
-    request_timeout: Option<&Bound<'_, PyAny>>,
-    close_timeout: Option<&Bound<'_, PyAny>>,
-    heal_deleted_keys: Option<&Bound<'_, PyAny>>,
-    ca_file: Option<&Bound<'_, PyAny>>,
-    cert_file: Option<&Bound<'_, PyAny>>,
-    key_file: Option<&Bound<'_, PyAny>>,
-    user: Option<&Bound<'_, PyAny>>,
-    password: Option<&Bound<'_, PyAny>>,
-) -> PyResult<libregistry::Options> {
+/// the core checks when connecting). `None` is the same as not given.
+pub fn to_options(py: Python<'_>, given: &Bound<'_, PyDict>) -> PyResult<libregistry::Options> {
+    for key in given.keys() {
+        let key = convert::str_arg("each option", &key)?;
+        if !OPTIONS.contains(&key.as_str()) {
+            return Err(PyTypeError::new_err(format!("unknown option {key:?}")));
+        }
+    }
+    let option = |name: &str| given.get_item(name).map(|v| v.filter(|v| !v.is_none()));
+    let (endpoints, ttl, prefix) = (option("endpoints")?, option("ttl")?, option("prefix")?);
+    let (request_timeout, close_timeout) = (option("request_timeout")?, option("close_timeout")?);
+    let heal_deleted_keys = option("heal_deleted_keys")?;
+    let (ca_file, cert_file, key_file) = (
+        option("ca_file")?,
+        option("cert_file")?,
+        option("key_file")?,
+    );
+    let (user, password) = (option("user")?, option("password")?);
     let mut options = libregistry::Options::new();
-    if let Some(v) = convert::given(endpoints) {
+    if let Some(v) = &endpoints {
         options = convert::endpoints_arg(options, v)?;
     }
-    if let Some(v) = convert::given(ttl) {
+    if let Some(v) = &ttl {
         options = options.ttl_secs(convert::u32_arg("ttl", v)?);
     }
-    if let Some(v) = convert::given(prefix) {
+    if let Some(v) = &prefix {
         options = options.prefix(convert::str_arg("prefix", v)?);
     }
-    if let Some(v) = convert::given(request_timeout) {
+    if let Some(v) = &request_timeout {
         options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
     }
-    if let Some(v) = convert::given(close_timeout) {
+    if let Some(v) = &close_timeout {
         options = options.close_timeout(convert::seconds_arg("close_timeout", v)?);
     }
-    if let Some(v) = convert::given(heal_deleted_keys) {
+    if let Some(v) = &heal_deleted_keys {
         let heal = v
             .cast::<PyBool>()
             .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
         options = options.heal_deleted_keys(heal.is_true());
     }
-    let path = |field: &str, v: Option<&Bound<'_, PyAny>>| {
-        convert::given(v).map(|v| path_arg(field, v)).transpose()
-    };
+    let path =
+        |field: &str, v: Option<Bound<'_, PyAny>>| v.map(|v| path_arg(field, &v)).transpose();
     let tls = libregistry::TlsFiles {
         ca_file: path("ca_file", ca_file)?,
         cert_file: path("cert_file", cert_file)?,
@@ -397,10 +368,8 @@ pub fn to_options(
     if tls != libregistry::TlsFiles::default() {
         options = options.tls(tls);
     }
-    let text = |field: &str, v: Option<&Bound<'_, PyAny>>| {
-        convert::given(v)
-            .map(|v| convert::str_arg(field, v))
-            .transpose()
+    let text = |field: &str, v: Option<Bound<'_, PyAny>>| {
+        v.map(|v| convert::str_arg(field, &v)).transpose()
     };
     match (text("user", user)?, text("password", password)?) {
         (Some(user), Some(password)) => Ok(options.credentials(user, password)),

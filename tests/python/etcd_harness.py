@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 30.0
@@ -136,9 +136,12 @@ class Certs:
 
 class Etcd:
     """One single-node etcd process: plain, or serving TLS (optionally
-    requiring client certificates), optionally with authentication on."""
+    requiring client certificates), optionally with authentication on;
+    `extra_args` go to etcd as they are."""
 
-    def __init__(self, certs: Optional[Certs] = None, client_cert_auth: bool = False) -> None:
+    def __init__(
+        self, certs: Optional[Certs] = None, client_cert_auth: bool = False, extra_args: Sequence[str] = ()
+    ) -> None:
         self.name = f"lr-py-{os.getpid()}-{next(_counter)}-{time.time_ns() % 10**9}"
         self.dir = Path(tempfile.mkdtemp(prefix=self.name + "-"))
         self.client_port, self.peer_port = free_ports(2)
@@ -146,6 +149,7 @@ class Etcd:
         self.frozen = False
         self.certs = certs
         self.client_cert_auth = client_cert_auth
+        self.extra_args = list(extra_args)
         self.root_password: Optional[str] = None
         self._token: Optional[str] = None
 
@@ -175,6 +179,7 @@ class Etcd:
                 "--initial-cluster-token", self.name,
                 "--initial-cluster-state", "new",
                 *self._tls_flags(),
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -72,7 +72,7 @@ def drain(watcher: libregistry.Watcher) -> List[Change]:
 
 
 def test_discover_reads_instances_with_the_seeds_fields(reg: libregistry.Registry, prefix: str) -> None:
-    reg.register("micro", "127.0.0.1:4001", {**SEED, "weight": 7, "color": "blue"})
+    reg.register("micro", "127.0.0.1:4001", {**SEED, "weight": "7", "color": "blue"})  # weight as text beside another key (mypy)
     reg.register("micro", "127.0.0.1:4000", SEED)
     found = reg.discover("micro")
     assert [i.addr for i in found] == ["127.0.0.1:4000", "127.0.0.1:4001"], "sorted by key"

@@ -110,4 +110,6 @@ def test_bad_checks_are_refused_by_name_and_nothing_is_written(etcd: Etcd, prefi
             reg.register("web", "127.0.0.1:1", check="tcp://127.0.0.1:1", check_fails="3")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="check must be str, not int"):
             reg.register("web", "127.0.0.1:1", check=8080)  # type: ignore[arg-type]
+        with pytest.raises(libregistry.InvalidArgumentError, match="check_interval: is given without a check"):
+            reg.register("web", "127.0.0.1:1", check_interval=0.5)
         assert etcd.dump(prefix) == {}

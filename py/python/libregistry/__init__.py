@@ -26,13 +26,13 @@ from ._errors import (AlreadyRegisteredError, ClosedError, ConflictError, EtcdEr
                       InvalidArgumentError, NotRegisteredError, PermissionDeniedError, RegistryError,
                       RequestTimeoutError, TlsError, UnavailableError)  # fmt: skip
 from ._native import CORE_VERSION as __version__
-from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, ServiceSpec
+from ._registry import Endpoints, Metadata, PathLike, Registration, Registry, RegistryBase, SeedMetadata, ServiceSpec
 from .aio import AsyncRegistration, AsyncRegistry, AsyncWatcher
 
 __all__ = [
     "Registry", "Registration", "RegistryBase", "AsyncRegistry", "AsyncRegistration",
     "Instance", "Watcher", "AsyncWatcher", "PickPolicy", "Change", "Added", "Updated", "Removed", "ChangeCallback",
-    "aio", "Endpoints", "Metadata", "PathLike", "ServiceSpec",
+    "aio", "Endpoints", "Metadata", "SeedMetadata", "PathLike", "ServiceSpec",
     "LeaseId", "Event", "Registered", "LeaseLost", "Restored", "KeyRestored", "Deregistered", "Conflict", "TookOver",
     "Withdrawn", "Reinstated", "Closed", "Unknown",
     "RegistryError", "InvalidArgumentError", "UnavailableError", "RequestTimeoutError", "TlsError",

@@ -1,6 +1,6 @@
 """The dispatcher thread: delivers events to ``on_event`` callbacks, watcher
-changes to ``on_change`` callbacks and library logs to :mod:`logging`,
-outside the library's runtime thread.
+changes to ``on_change`` callbacks, asyncio outcomes to their loops and
+library logs to :mod:`logging`, outside the library's runtime thread.
 
 The native side only queues; this daemon thread waits for the queue with
 the GIL released. It starts with the first Registry of a process (again in
@@ -54,6 +54,12 @@ def _run() -> None:
                 callback(make_change(kind, instance))
             except Exception:
                 logger.exception("on_change callback %r raised", callback)
+        elif tag == "call":  # loop.call_soon_threadsafe(resolve, future)
+            _, schedule, resolve, future = item
+            try:
+                schedule(resolve, future)
+            except RuntimeError:
+                pass  # a closed loop: nobody awaits; the outcome is undone
 
 
 def ensure_running() -> None:

@@ -6,20 +6,35 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypedDict, Union
 
 from . import _dispatch, _native
 from ._discovery import ChangeCallback, Instance, Watcher
 from ._events import Event, LeaseId
 
-__all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "PathLike", "ServiceSpec"]
+__all__ = ["Registry", "Registration", "RegistryBase", "RegistrationInfo", "Endpoints", "Metadata", "SeedMetadata", "PathLike", "ServiceSpec"]
 
 #: etcd endpoints: one URL, several comma-separated, or a list of URLs.
 Endpoints = Union[str, Sequence[str]]
-#: Metadata by wire name (``env``, ``region``, ``zone``, ``scheme``, ``weight``,
-#: ``deployment``, ``appVersion``, ``buildTime`` or any extra key). Values are
-#: ``str``; ``weight`` may also be an ``int``.
-Metadata = Mapping[str, Union[str, int]]
+
+
+class SeedMetadata(TypedDict, total=False):
+    """The seed's settable metadata fields, by wire name."""
+
+    env: str
+    region: str
+    zone: str
+    scheme: str
+    weight: Union[int, str]  # 0..=10000
+    deployment: str
+    appVersion: str
+    buildTime: str  # RFC 3339
+
+
+#: Metadata by wire name: the seed's fields, or any keys (1..=64 of
+#: ``[A-Za-z0-9._-]``) with ``str`` values. Type checkers take an ``int``
+#: ``weight`` only among the seed's fields: next to others, write ``"100"``.
+Metadata = Union[SeedMetadata, Mapping[str, str]]
 #: A file path.
 PathLike = Union[str, "os.PathLike[str]"]
 #: One entry of :meth:`Registry.register_many`.
@@ -256,18 +271,15 @@ class Registry(RegistryBase):
         ``metadata``; returns once etcd confirmed it. Interrupted (Ctrl-C),
         it leaves nothing registered.
 
-        :param check: a health check, ``tcp://HOST:PORT`` (connects),
-            ``http://HOST:PORT/PATH`` (answers 2xx) or
-            ``grpc://HOST:PORT[/SERVICE]`` (``grpc.health.v1`` SERVING):
-            registering waits for its first pass (at most 60 s), the key is
-            withdrawn after ``check_fails`` failures in a row (default 3) and
-            written back after ``check_passes`` passes (default 1), a probe
-            every ``check_interval`` seconds (default 1), each at most
-            ``check_timeout`` (default 1); :class:`~libregistry.Withdrawn` and
-            :class:`~libregistry.Reinstated` events say when and why.
+        :param check: ``tcp://HOST:PORT`` (connects), ``http://HOST:PORT/PATH``
+            (2xx) or ``grpc://HOST:PORT[/SERVICE]`` (``grpc.health.v1``):
+            registers after its first pass (at most 60 s), withdraws after
+            ``check_fails`` failures in a row (3), writes back after
+            ``check_passes`` passes (1); a probe every ``check_interval`` s
+            (1), each at most ``check_timeout`` s (1). Events say when and why.
         """
         checks = (check, check_interval, check_timeout, check_fails, check_passes)
-        return Registration(self._connected().register(name, addr, metadata, *checks).wait())
+        return Registration(self._connected().register(name, addr, metadata, checks).wait())
 
     def register_many(self, services: Iterable[ServiceSpec]) -> List[Registration]:
         """Registers ``(name, addr)`` or ``(name, addr, metadata)`` entries at

@@ -153,10 +153,10 @@ class AsyncRegistry(RegistryBase):
         if self._native is not None:
             return self._native
         if self._connecting is None:
+            _dispatch.ensure_running()  # it hands every outcome to the loop
             options = dict(self._options)
             if options["on_event"] is not None:
                 options["on_event"] = _in_loop(asyncio.get_running_loop(), options["on_event"])
-                _dispatch.ensure_running()
             self._connecting = _native.Client.connect(**options).future()
         connecting = self._connecting
         try:
@@ -183,7 +183,7 @@ class AsyncRegistry(RegistryBase):
         """Registers service ``name`` at ``addr``; see :meth:`libregistry.Registry.register`."""
         client = await self._client()
         checks = (check, check_interval, check_timeout, check_fails, check_passes)
-        return AsyncRegistration(await client.register(name, addr, metadata, *checks).future())
+        return AsyncRegistration(await client.register(name, addr, metadata, checks).future())
 
     async def register_many(self, services: Iterable[ServiceSpec]) -> List[AsyncRegistration]:
         """Registers many services at once, all or nothing."""
@@ -216,7 +216,6 @@ class AsyncRegistry(RegistryBase):
         callback = None
         if on_change is not None:
             callback = _in_loop(asyncio.get_running_loop(), on_change)
-            _dispatch.ensure_running()
         policy: Dict[str, Any] = dict(zone=zone, region=region, env=env, deployment=deployment, round_robin=round_robin)
         return AsyncWatcher(await client.watch(name, **policy, on_change=callback).future())
 
