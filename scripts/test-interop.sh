@@ -16,7 +16,8 @@
 # Exits non-zero on any failure; every step has a time limit (the run:
 # INTEROP_LIMIT_SECONDS, 300 by default; it takes ~15 s). Builds go to
 # target/interop/.
-# $ETCD_BIN picks the etcd (default: .venv's etcd 3.5).
+# $ETCD_BIN picks the etcd (default: .venv's etcd 3.5); $INTEROP_RUN, a Go
+# test name pattern, runs only those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -63,4 +64,5 @@ echo "== interop: Go consumers and libregistry providers against a real etcd"
 export INTEROP_PYTHON="$PY" INTEROP_PYTHONPATH="$OUT/py-stubs" INTEROP_DIR="$ROOT/tests/interop" \
   INTEROP_BIN="$OUT/bin" INTEROP_RUN_LIMIT=$((LIMIT_SECONDS - 20))
 timeout --kill-after=10 "$LIMIT_SECONDS" \
-  "$PY" tests/interop/run.py "$OUT/interop.test" -test.v -test.count=1 -test.timeout="$((LIMIT_SECONDS - 30))s"
+  "$PY" tests/interop/run.py "$OUT/interop.test" -test.v -test.count=1 -test.timeout="$((LIMIT_SECONDS - 30))s" \
+  ${INTEROP_RUN:+"-test.run=$INTEROP_RUN"}

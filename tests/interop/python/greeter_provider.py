@@ -10,6 +10,8 @@ stdin and answers on stdout, so a test can act on it without signals:
     (start)          listening 127.0.0.1:PORT
                      registered KEY ttl=TTL lease=LEASE
     drain            drained KEY               (update: weight 0)
+    withdraw         withdrawn KEY             (out of etcd, kept: the server keeps serving)
+    restore          restored KEY              (back in etcd)
     deregister       deregistered KEY          (the gRPC server keeps serving)
     stats            stats calls=N after_deregister=M last_after_ms=X
     quit / EOF       bye                       (deregisters, closes, exits 0)
@@ -100,6 +102,12 @@ def main() -> int:
             if command == "drain":
                 registration.update({"weight": 0})
                 say(f"drained {registration.key}")
+            elif command == "withdraw":
+                registration.withdraw()
+                say(f"withdrawn {registration.key}")
+            elif command == "restore":
+                registration.restore()
+                say(f"restored {registration.key}")
             elif command == "deregister":
                 registration.deregister()
                 with greeter.lock:
