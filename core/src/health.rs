@@ -64,7 +64,7 @@ impl Check {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, ""),
         };
-        crate::service::split_addr(addr).map_err(|_| bad("needs HOST:PORT after the scheme"))?;
+        crate::names::split_addr(addr).map_err(|_| bad("needs HOST:PORT after the scheme"))?;
         let addr = addr.to_string();
         let probe = match scheme {
             "tcp" if path.is_empty() || path == "/" => Probe::Tcp { addr },

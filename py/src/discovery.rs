@@ -256,3 +256,12 @@ impl Drop for Watcher {
         }
     }
 }
+
+/// What a one-shot read found: a `list[Instance]`.
+pub struct Found(pub Vec<libregistry::Instance>);
+
+impl Outcome for Found {
+    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(instance::to_list(py, self.0)?.into_any().unbind())
+    }
+}

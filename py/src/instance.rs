@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use crate::convert;
 use crate::errors;
-use crate::pending::Outcome;
 
 /// One provider instance: its etcd key, service name, address and metadata.
 #[pyclass(frozen, eq, module = "libregistry", name = "Instance")]
@@ -254,15 +253,6 @@ pub fn change_to_py(change: libregistry::Change) -> (&'static str, Instance) {
         C::Removed(i) => ("removed", i),
     };
     (kind, Instance::from(instance))
-}
-
-/// What a one-shot read found: a `list[Instance]`.
-pub struct Found(pub Vec<libregistry::Instance>);
-
-impl Outcome for Found {
-    fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(to_list(py, self.0)?.into_any().unbind())
-    }
 }
 
 /// The core's instances as a `list[Instance]`.

@@ -13,10 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use crate::convert;
-use crate::discovery::{self, WatchArgs};
+use crate::discovery::{self, Found, WatchArgs};
 use crate::dispatch;
 use crate::errors;
-use crate::instance::Found;
 use crate::pending::{OnInterrupt, Outcome, Pending};
 
 /// A connection to etcd; its lease comes with the first registration (the core's `Client`).
