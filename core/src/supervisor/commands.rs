@@ -39,7 +39,7 @@ impl Supervisor {
             }
             let dup = entries
                 .iter()
-                .find(|e| self.ledger.contains(&e.key) || seen.contains(&e.key))
+                .find(|e| self.ledger.get(&e.key).is_some() || seen.contains(&e.key))
                 .map(|e| e.key.clone());
             if let Some(key) = dup {
                 let _ = reply.send(Err(Error::AlreadyRegistered { key }));

@@ -264,10 +264,6 @@ impl Ledger {
         self.entries.get(key)
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.entries.contains_key(key)
-    }
-
     /// Whether `key` is one of ours that etcd should hold (or another
     /// process holds): not to be deleted as a leftover. A withdrawn one is.
     pub fn holds(&self, key: &str) -> bool {
@@ -311,11 +307,6 @@ impl Ledger {
             .copied()
             .filter(|l| *l != current)
             .collect()
-    }
-
-    #[cfg(test)]
-    pub fn former_leases(&self) -> &[i64] {
-        &self.former_leases
     }
 
     /// Whether a lease is needed: a client with no registration holds none.

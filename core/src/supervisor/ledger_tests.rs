@@ -303,8 +303,8 @@ fn former_leases_are_bounded() {
     for id in 1..=40 {
         ledger.note_lease_lost(id);
     }
-    assert_eq!(ledger.former_leases().len(), FORMER_LEASES_KEPT);
-    assert_eq!(ledger.former_leases().last(), Some(&40));
+    assert_eq!(ledger.former_leases.len(), FORMER_LEASES_KEPT);
+    assert_eq!(ledger.former_leases.last(), Some(&40));
 }
 
 #[test]
