@@ -52,11 +52,12 @@ check: setup lint
 	ETCD_BIN=$(ETCD) $(CARGO) test --workspace
 
 lint:
-	@echo "== lint: versions, rustfmt, clippy (about 3 min the first time), import loops"
+	@echo "== lint: versions, rustfmt, clippy (about 3 min the first time), import loops, file sizes"
 	scripts/version.sh --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	python3 scripts/check-import-cycles.py
+	scripts/check-sizes.sh
 
 ## One etcd version's whole pass, e.g. `make test-full-3.7.3`: the Rust tests with the fault
 ## matrix, the C suite, Python (against the wheel `make dist` built, else built from ./py),
