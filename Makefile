@@ -11,7 +11,7 @@ ETCD_BETWEEN = 3.6.16 3.5.1
 ETCD = $(shell scripts/etcd-path.sh $(ETCD_PRIMARY) 2>/dev/null || scripts/etcd-path.sh)
 WHEEL = $(firstword $(wildcard dist/libregistry-*-manylinux_2_17_x86_64*.whl))
 
-.PHONY: setup build demo test check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
+.PHONY: setup build demo demo-steps test test-steps check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
 
 setup:
 	@scripts/setup.sh
@@ -33,7 +33,9 @@ test-docs: setup
 	ETCD_BIN=$(ETCD) scripts/test-docs.py
 
 ## Registers the seed's example service, shows what etcd holds, heals across an etcd restart.
-demo: setup
+demo:
+	@scripts/heartbeat.py $(MAKE) --no-print-directory demo-steps
+demo-steps: setup
 	@echo "== demo: building (about 5 min on 2 cores the first time), then running"
 	$(CARGO) run -p libregistry-tests --bin demo
 
@@ -43,7 +45,10 @@ demo: setup
 ## install them, a one-minute soak of random faults; every test but the soak on etcd 3.4.23;
 ## lifecycle, healing, discovery and the fault matrix on 3.6.16 and 3.5.1; a short fuzzing
 ## run of the value decoder; the tree left as it was.
-test: setup lint dist test-full-$(ETCD_PRIMARY) test-docs dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
+## (scripts/heartbeat.py says when a step has printed nothing for 30 s.)
+test:
+	@scripts/heartbeat.py $(MAKE) --no-print-directory test-steps
+test-steps: setup lint dist test-full-$(ETCD_PRIMARY) test-docs dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
 
 ## Day-to-day: lint and every Rust and C test on etcd 3.7.3 (about 8 min when built).
 check: setup lint
