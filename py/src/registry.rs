@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
@@ -84,14 +83,72 @@ impl Outcome for Registered {
 
 #[pymethods]
 impl Client {
-    /// Connects (within the request timeout). Keywords as `Registry(...)`.
+    /// Connects (within the request timeout). Keywords as `Registry(...)`;
+    /// each one's type is checked here, its value by the core when connecting.
     #[staticmethod]
-    #[pyo3(signature = (**options))]
-    fn connect(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Pending> {
-        let options = options.cloned().unwrap_or_else(|| PyDict::new(py));
-        let on_event = options.get_item("on_event")?;
-        let on_event = convert::callback_arg("on_event", on_event.as_ref())?;
-        let options = to_options(py, &options)?;
+    #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, request_timeout=None,
+        close_timeout=None, heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
+        user=None, password=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        py: Python<'_>,
+        endpoints: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        prefix: Option<&Bound<'_, PyAny>>,
+        request_timeout: Option<&Bound<'_, PyAny>>,
+        close_timeout: Option<&Bound<'_, PyAny>>,
+        heal_deleted_keys: Option<&Bound<'_, PyAny>>,
+        on_event: Option<&Bound<'_, PyAny>>,
+        ca_file: Option<&Bound<'_, PyAny>>,
+        cert_file: Option<&Bound<'_, PyAny>>,
+        key_file: Option<&Bound<'_, PyAny>>,
+        user: Option<&Bound<'_, PyAny>>,
+        password: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending> {
+        let (given, seconds) = (convert::given, convert::optional_seconds);
+        let mut options = libregistry::Options::new();
+        if let Some(v) = given(endpoints) {
+            options = convert::endpoints_arg(options, v)?;
+        }
+        if let Some(v) = given(ttl) {
+            options = options.ttl_secs(convert::u32_arg("ttl", v)?);
+        }
+        if let Some(v) = given(prefix) {
+            options = options.prefix(convert::str_arg("prefix", v)?);
+        }
+        if let Some(t) = seconds("request_timeout", request_timeout)? {
+            options = options.request_timeout(t);
+        }
+        if let Some(t) = seconds("close_timeout", close_timeout)? {
+            options = options.close_timeout(t);
+        }
+        if let Some(v) = given(heal_deleted_keys) {
+            let heal = v
+                .cast::<PyBool>()
+                .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
+            options = options.heal_deleted_keys(heal.is_true());
+        }
+        let path = |field, v| given(v).map(|v| path_arg(field, v)).transpose();
+        let tls = libregistry::TlsFiles {
+            ca_file: path("ca_file", ca_file)?,
+            cert_file: path("cert_file", cert_file)?,
+            key_file: path("key_file", key_file)?,
+        };
+        if tls != libregistry::TlsFiles::default() {
+            options = options.tls(tls);
+        }
+        let text = |field, v| given(v).map(|v| convert::str_arg(field, v)).transpose();
+        options = match (text("user", user)?, text("password", password)?) {
+            (Some(user), Some(password)) => options.credentials(user, password),
+            (None, None) => options,
+            (Some(_), None) => {
+                return Err(errors::invalid(py, "password", "user is given without it"))
+            }
+            (None, Some(_)) => {
+                return Err(errors::invalid(py, "user", "password is given without it"))
+            }
+        };
+        let on_event = convert::callback_arg("on_event", on_event)?;
         let connect = async move {
             let inner = libregistry::Client::connect(options).await?;
             Ok(Connected { inner, on_event })
@@ -298,82 +355,4 @@ fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     value
         .extract::<PathBuf>()
         .map_err(|_| convert::wrong_type(field, "a str or os.PathLike path", value))
-}
-
-/// The keywords of `connect`, as `RegistryBase` declares them.
-const OPTIONS: [&str; 12] = [
-    "endpoints",
-    "ttl",
-    "prefix",
-    "request_timeout",
-    "close_timeout",
-    "heal_deleted_keys",
-    "on_event",
-    "ca_file",
-    "cert_file",
-    "key_file",
-    "user",
-    "password",
-];
-
-/// Checks each option's type and builds the core's options (whose values
-/// the core checks when connecting). `None` is the same as not given.
-pub fn to_options(py: Python<'_>, given: &Bound<'_, PyDict>) -> PyResult<libregistry::Options> {
-    for key in given.keys() {
-        let key = convert::str_arg("each option", &key)?;
-        if !OPTIONS.contains(&key.as_str()) {
-            return Err(PyTypeError::new_err(format!("unknown option {key:?}")));
-        }
-    }
-    let option = |name: &str| given.get_item(name).map(|v| v.filter(|v| !v.is_none()));
-    let (endpoints, ttl, prefix) = (option("endpoints")?, option("ttl")?, option("prefix")?);
-    let (request_timeout, close_timeout) = (option("request_timeout")?, option("close_timeout")?);
-    let heal_deleted_keys = option("heal_deleted_keys")?;
-    let (ca_file, cert_file, key_file) = (
-        option("ca_file")?,
-        option("cert_file")?,
-        option("key_file")?,
-    );
-    let (user, password) = (option("user")?, option("password")?);
-    let mut options = libregistry::Options::new();
-    if let Some(v) = &endpoints {
-        options = convert::endpoints_arg(options, v)?;
-    }
-    if let Some(v) = &ttl {
-        options = options.ttl_secs(convert::u32_arg("ttl", v)?);
-    }
-    if let Some(v) = &prefix {
-        options = options.prefix(convert::str_arg("prefix", v)?);
-    }
-    if let Some(v) = &request_timeout {
-        options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
-    }
-    if let Some(v) = &close_timeout {
-        options = options.close_timeout(convert::seconds_arg("close_timeout", v)?);
-    }
-    if let Some(v) = &heal_deleted_keys {
-        let heal = v
-            .cast::<PyBool>()
-            .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
-        options = options.heal_deleted_keys(heal.is_true());
-    }
-    let path =
-        |field: &str, v: Option<Bound<'_, PyAny>>| v.map(|v| path_arg(field, &v)).transpose();
-    let tls = libregistry::TlsFiles {
-        ca_file: path("ca_file", ca_file)?,
-        cert_file: path("cert_file", cert_file)?,
-        key_file: path("key_file", key_file)?,
-    };
-    if tls != libregistry::TlsFiles::default() {
-        options = options.tls(tls);
-    }
-    let text = |field: &str, v: Option<Bound<'_, PyAny>>| {
-        v.map(|v| convert::str_arg(field, &v)).transpose()
-    };
-    match (text("user", user)?, text("password", password)?) {
-        (Some(user), Some(password)) => Ok(options.credentials(user, password)),
-        (None, None) => Ok(options),
-        (Some(_), None) => Err(errors::invalid(py, "password", "user is given without it")),
-        (None, Some(_)) => Err(errors::invalid(py, "user", "password is given without it")),
-    }
 }

@@ -2,7 +2,8 @@
 # pure-Python package around it; these names may change without notice.
 
 import asyncio
-from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+import os
+from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 from typing import final
 
 from ._registry import Metadata as _Metadata
@@ -12,6 +13,7 @@ __all__ = ["Pending", "Client", "Registration", "Instance", "Watcher", "dispatch
 CORE_VERSION: str
 
 _Spec = Union[Tuple[str, str], Tuple[str, str, Optional[_Metadata]]]
+_Path = Union[str, "os.PathLike[str]"]
 _Check = Tuple[Optional[str], Optional[float], Optional[float], Optional[int], Optional[int]]
 _T = TypeVar("_T")
 
@@ -25,7 +27,21 @@ class Pending(Generic[_T]):
 @final
 class Client:
     @staticmethod
-    def connect(**options: Any) -> Pending[Client]: ...  # the keywords of RegistryBase
+    def connect(
+        *,
+        endpoints: Optional[Union[str, Sequence[str]]] = None,
+        ttl: Optional[int] = None,
+        prefix: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+        close_timeout: Optional[float] = None,
+        heal_deleted_keys: Optional[bool] = None,
+        on_event: Optional[Callable[[Any], object]] = None,
+        ca_file: Optional[_Path] = None,
+        cert_file: Optional[_Path] = None,
+        key_file: Optional[_Path] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+    ) -> Pending[Client]: ...
     def register(self, name: str, addr: str, metadata: Optional[_Metadata] = None, check: Optional[_Check] = None) -> Pending[Registration]: ...
     def register_many(self, services: Iterable[_Spec]) -> Pending[List[Registration]]: ...
     def discover(self, name: str) -> Pending[List[Instance]]: ...
