@@ -12,9 +12,8 @@ pub async fn list(client: &Client, name: &str, format: Format) -> Result<(), Fai
     print(&output::instances(&found, format))
 }
 
-/// Prints the instance registered under `key` (`{prefix}/{name}/{addr}`).
-pub async fn get(client: &Client, key: &str, format: Format) -> Result<(), Failure> {
-    let name = name_in(key, &client.options().prefix)?;
+/// Prints the instance of service `name` registered under `key`.
+pub async fn get(client: &Client, name: &str, key: &str, format: Format) -> Result<(), Failure> {
     let found = client.discover(name).await?;
     match found.into_iter().find(|instance| instance.key == key) {
         Some(instance) => print(&output::instances(&[instance], format)),
@@ -25,7 +24,7 @@ pub async fn get(client: &Client, key: &str, format: Format) -> Result<(), Failu
 }
 
 /// The service name in `key`, which must be `{prefix}/{name}/{addr}`.
-fn name_in<'k>(key: &'k str, prefix: &str) -> Result<&'k str, Failure> {
+pub fn name_in<'k>(key: &'k str, prefix: &str) -> Result<&'k str, Failure> {
     let refused = || {
         Failure::Usage(format!(
             "invalid value for 'KEY': {key:?} is not {prefix}/NAME/HOST:PORT"

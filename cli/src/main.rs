@@ -61,8 +61,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             listed.map(|()| ExitCode::SUCCESS)
         }
         Command::Get(get) => {
+            let name = list::name_in(&get.key, &settings::prefix(&options)?)?.to_string();
             let client = settings::connect(options).await?;
-            let got = list::get(&client, &get.key, get.output).await;
+            let got = list::get(&client, &name, &get.key, get.output).await;
             close_reader(&client).await;
             got.map(|()| ExitCode::SUCCESS)
         }

@@ -28,6 +28,11 @@ pub fn options(connection: &Connection) -> Result<Options, Failure> {
     Ok(options)
 }
 
+/// The key prefix in force (from `REGISTRY_PREFIX`).
+pub fn prefix(options: &Options) -> Result<String, Failure> {
+    Ok(options.resolve().map_err(refused)?.prefix)
+}
+
 /// Connects: a bad setting found only now (a `REGISTRY_WEIGHT` that is no
 /// number) is a usage error, anything else an etcd failure.
 pub async fn connect(options: Options) -> Result<Client, Failure> {
