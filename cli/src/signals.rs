@@ -67,9 +67,13 @@ impl Signals {
 
 /// Sends `signal` to the process `pid` (the command we started).
 pub fn send(pid: u32, signal: c_int) {
+    // 0 would be our own process group: never a child's PID.
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
+    if pid <= 0 {
+        return;
+    }
     // SAFETY: kill(2) on the PID of a child we started and have not reaped
     // (reaping happens only once it exited, after which we send nothing).
     unsafe {
