@@ -168,10 +168,10 @@ sync-version:
 abi:
 	REGISTRY_UPDATE_ABI=1 $(CARGO) test -q -p libregistry-ffi --test abi
 
-## Installs the C/C++ SDK under PREFIX: libregistry.so.VERSION with its libregistry.so.MAJOR
-## (SONAME) and libregistry.so links, libregistry.a, the headers, registry.pc,
-## registry-static.pc and the CMake package (relocatable). Built for this machine; the
-## release tarball (make dist) is the same tree built for glibc 2.17.
+## Installs the C/C++ SDK and the `registry` command under PREFIX: libregistry.so.VERSION
+## with its libregistry.so.MAJOR (SONAME) and libregistry.so links, libregistry.a, the
+## headers, registry.pc, registry-static.pc and the CMake package (relocatable), bin/registry.
+## Built for this machine; the release tarball (make dist) is the same tree built for glibc 2.17.
 PREFIX ?= /usr/local
 PROFILE ?= release
 PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
@@ -179,6 +179,7 @@ MAJOR = $(shell scripts/version.sh --major)
 
 install: setup
 	$(CARGO) rustc --profile $(PROFILE) -p libregistry-ffi --lib -- -C link-arg=-Wl,-soname,libregistry.so.$(MAJOR)
+	$(CARGO) build --profile $(PROFILE) -p libregistry-cli
 	$(MAKE) install-files
 
 LIB_DIR ?= target/$(PROFILE_DIR)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIRS = ["core/src", "ffi-c/src", "py/src", "py/python/libregistry", "bench/src", "tests/harness", "tests/bin/soak"]
+DEFAULT_DIRS = ["core/src", "ffi-c/src", "cli/src", "py/src", "py/python/libregistry", "bench/src", "tests/harness", "tests/bin/soak"]
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 

@@ -11,9 +11,11 @@
 #            no GLIBC symbol above 2.17, stripped with its .debug beside it; the C
 #            example (pkg-config: shared, and static through registry-static) and
 #            the C++ one (CMake find_package: shared and static) built against the
-#            unpacked tarball register and deregister on a real etcd
+#            unpacked tarball register and deregister on a real etcd; bin/registry
+#            runs and needs no glibc above 2.17
 #   .debs    lintian; dpkg -i, the same programs through the system's pkg-config
-#            and CMake, then dpkg -r leaves none of their files (root only)
+#            and CMake, /usr/bin/registry runs, then dpkg -r leaves none of their
+#            files (root only)
 #   crate    packed with its license and README; cargo doc without warnings
 #   SHA256SUMS matches every artifact
 # Ends with a line "N passed, N failed".
@@ -33,7 +35,7 @@ work=$(mktemp -d /tmp/libregistry-dist-check.XXXXXX)
 installed_debs=0
 cleanup() {
   etcd_stop
-  if [ $installed_debs = 1 ]; then dpkg -r "libregistry$major" libregistry-dev >/dev/null 2>&1 || true; fi
+  if [ $installed_debs = 1 ]; then dpkg -r libregistry-bin libregistry-dev "libregistry$major" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,14 +51,15 @@ sdist=dist/libregistry-$version.tar.gz
 sdk=libregistry-$version-linux-x86_64
 runtime_deb=dist/libregistry${major}_${version}_amd64.deb
 dev_deb=dist/libregistry-dev_${version}_amd64.deb
+bin_deb=dist/libregistry-bin_${version}_amd64.deb
 crate=dist/libregistry-$version.crate
 
 section "artifacts and SHA256SUMS"
-for f in "$wheel" "$sdist" "dist/$sdk.tar.gz" "$runtime_deb" "$dev_deb" "$crate" dist/SHA256SUMS; do
+for f in "$wheel" "$sdist" "dist/$sdk.tar.gz" "$runtime_deb" "$dev_deb" "$bin_deb" "$crate" dist/SHA256SUMS; do
   check "$f is there ($(numfmt --to=iec-i --suffix=B "$(stat -c %s "$f" 2>/dev/null || echo 0)"))" "[ -s '$f' ]"
 done
-check "SHA256SUMS lists the six artifacts and matches them" \
-  "[ \$(wc -l < dist/SHA256SUMS) = 6 ] && (cd dist && sha256sum --quiet -c SHA256SUMS)"
+check "SHA256SUMS lists the seven artifacts and matches them" \
+  "[ \$(wc -l < dist/SHA256SUMS) = 7 ] && (cd dist && sha256sum --quiet -c SHA256SUMS)"
 
 # --- the wheel -------------------------------------------------------------
 section "wheel: tag, size, contents"
@@ -150,6 +153,10 @@ check "the library has no debug sections; its .debug file has them and is linked
 check "libregistry.a has no debug sections" "! readelf -S '$prefix/lib/libregistry.a' 2>/dev/null | grep -q '\.debug_'"
 check "registry.pc is relocatable (prefix=\${pcfiledir}/../..)" "grep -qx 'prefix=\${pcfiledir}/../..' '$prefix/lib/pkgconfig/registry.pc'"
 check "no file of the tarball names the repository ($root)" "! grep -rqF '$root' '$prefix/lib/pkgconfig' '$prefix/lib/cmake' '$prefix/include'"
+glibc=$(objdump -T "$prefix/bin/registry" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)
+check "bin/registry --version says registry $version; its highest glibc symbol version is $glibc" \
+  "[ \"\$('$prefix/bin/registry' --version)\" = 'registry $version' ] \
+   && [ \$(printf '%s\n' GLIBC_2.17 '$glibc' | sort -V | tail -n 1) = GLIBC_2.17 ]"
 
 # Runs an example provider against our etcd: it must register the seed's key
 # with this version's value, and deregister on SIGTERM leaving nothing behind.
@@ -220,7 +227,7 @@ build_and_run_examples tarball "$work/tarball-build" "$prefix/lib/pkgconfig" "$p
 
 # --- the Debian packages ---------------------------------------------------
 section "debs: lintian"
-for deb in "$runtime_deb" "$dev_deb"; do
+for deb in "$runtime_deb" "$dev_deb" "$bin_deb"; do
   tags=$(lintian --display-info --fail-on error "$deb" 2>&1) && status=0 || status=$?
   tags=$(grep -v 'running with root privileges' <<<"$tags" || true)
   [ -z "$tags" ] || sed 's/^/    /' <<<"$tags"
@@ -230,20 +237,25 @@ check "libregistry$major: Depends $(dpkg-deb -f "$runtime_deb" Depends), Section
   "[ \"\$(dpkg-deb -f '$runtime_deb' Section)\" = libs ] && dpkg-deb -f '$runtime_deb' Depends | grep -q '^libc6 (>= 2\.'"
 check "libregistry-dev: Depends on libregistry$major (= $version), Section libdevel" \
   "[ \"\$(dpkg-deb -f '$dev_deb' Section)\" = libdevel ] && dpkg-deb -f '$dev_deb' Depends | grep -qF 'libregistry$major (= $version)'"
+check "libregistry-bin: Depends $(dpkg-deb -f "$bin_deb" Depends), Section net, holds /usr/bin/registry" \
+  "[ \"\$(dpkg-deb -f '$bin_deb' Section)\" = net ] && dpkg-deb -f '$bin_deb' Depends | grep -q '^libc6 (>= 2\.' \
+   && dpkg-deb -c '$bin_deb' | grep -q ' \./usr/bin/registry\$'"
 
 section "debs: dpkg -i, build, run, dpkg -r"
 if [ "$(id -u)" != 0 ]; then
   echo "  SKIPPED: installing the .debs needs root"
-elif dpkg -s "libregistry$major" >/dev/null 2>&1 || dpkg -s libregistry-dev >/dev/null 2>&1; then
-  echo "  SKIPPED: libregistry$major or libregistry-dev is installed on this machine already (not ours to replace)"
+elif dpkg -s "libregistry$major" >/dev/null 2>&1 || dpkg -s libregistry-dev >/dev/null 2>&1 \
+     || dpkg -s libregistry-bin >/dev/null 2>&1; then
+  echo "  SKIPPED: libregistry$major, libregistry-dev or libregistry-bin is installed on this machine already (not ours to replace)"
 else
   # Every path the packages bring that the machine did not have before.
-  for deb in "$runtime_deb" "$dev_deb"; do dpkg-deb -c "$deb"; done | awk '{print $6}' | sed 's|^\./|/|; s|/$||' |
+  for deb in "$runtime_deb" "$dev_deb" "$bin_deb"; do dpkg-deb -c "$deb"; done | awk '{print $6}' | sed 's|^\./|/|; s|/$||' |
     sort -u | while read -r path; do [ -e "$path" ] || [ -L "$path" ] || echo "$path"; done > "$work/deb-new-paths"
   installed_debs=1
-  check "dpkg -i both packages" "dpkg -i '$runtime_deb' '$dev_deb' >/dev/null"
+  check "dpkg -i the three packages" "dpkg -i '$runtime_deb' '$dev_deb' '$bin_deb' >/dev/null"
   build_and_run_examples debs "$work/deb-build" "" "" /usr/lib/x86_64-linux-gnu
-  check "dpkg -r both packages" "dpkg -r libregistry-dev 'libregistry$major' >/dev/null"
+  check "/usr/bin/registry --version says registry $version" "[ \"\$(/usr/bin/registry --version)\" = 'registry $version' ]"
+  check "dpkg -r the three packages" "dpkg -r libregistry-bin libregistry-dev 'libregistry$major' >/dev/null"
   installed_debs=0
   left=$(while read -r path; do [ -e "$path" ] || [ -L "$path" ] && echo "$path"; done < "$work/deb-new-paths" || true)
   check "dpkg -r left none of the $(wc -l < "$work/deb-new-paths") paths the packages brought" \

@@ -24,7 +24,7 @@ and these words may join any of them, before the colon:
     prints "TEXT"   the output must hold TEXT (repeatable)
 
 A block without a language (or `text`, `console`, `json`) is output or data,
-not code: counted as text. TOML blocks are parsed (compile-only); cmake
+not code: counted as text. TOML and YAML blocks are parsed (compile-only); cmake
 blocks have no runner (skip, with a reason).
 
 How each language runs: Rust in a scratch crate depending on core/ by path
@@ -67,7 +67,7 @@ C_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CXX_FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 LANGS = {
     "rust": "rust", "python": "python", "py": "python", "c": "c", "cpp": "cpp", "c++": "cpp",
-    "go": "go", "sh": "sh", "bash": "sh", "shell": "sh", "cmake": "cmake", "toml": "toml",
+    "go": "go", "sh": "sh", "bash": "sh", "shell": "sh", "cmake": "cmake", "toml": "toml", "yaml": "yaml", "yml": "yaml",
     "": "text", "text": "text", "console": "text", "json": "text",
 }
 MODES = {"run", "compile-only", "skip", "until-killed"}
@@ -159,8 +159,8 @@ def extract(path: Path) -> list:
             block.mode, block.flags, block.prints, block.reason = parse_marker(marker.group(1), block.where)
         if block.lang == "cmake" and block.mode != "skip":
             raise MarkerError(f"{block.where}: no runner for cmake blocks: mark it skip with a reason")
-        if block.lang == "toml" and block.mode not in ("skip", "compile-only"):
-            raise MarkerError(f"{block.where}: TOML is data: mark it compile-only (parsed) or skip, with a reason")
+        if block.lang in ("toml", "yaml") and block.mode not in ("skip", "compile-only"):
+            raise MarkerError(f"{block.where}: {block.lang} is data: mark it compile-only (parsed) or skip, with a reason")
         blocks.append(block)
     return blocks
 
@@ -231,7 +231,8 @@ class Runner:
         self.lib_dir = ROOT / "target/debug"
         venv_bin = ROOT / ".venv/bin"
         self.python = str(venv_bin / "python")
-        path = os.pathsep.join([str(venv_bin), str(Path(etcd.binary).parent), os.environ.get("PATH", "")])
+        # target/debug first: shell blocks call the `registry` command cargo built there.
+        path = os.pathsep.join([str(self.lib_dir), str(venv_bin), str(Path(etcd.binary).parent), os.environ.get("PATH", "")])
         self.env = dict(os.environ, REGISTRY_ENDPOINTS=etcd.endpoint, ETCDCTL_ENDPOINTS=etcd.endpoint, PATH=path)
 
     def fail(self, block: Block, what: str, out: str) -> None:
@@ -325,6 +326,16 @@ class Runner:
         src = self.scratch / f"block{n}.toml"
         src.write_text(block.code)
         self.count(block, self.call(block, "parse", [self.python, "-c", "import sys, tomllib; tomllib.load(open(sys.argv[1], 'rb'))", str(src)]))
+
+    def yaml(self, block: Block, n: int) -> None:
+        src = self.scratch / f"block{n}.yaml"
+        src.write_text(block.code)
+        check = [self.python, "-c", "import yaml"]
+        if subprocess.run(check, capture_output=True).returncode != 0:
+            print("test-docs: installing PyYAML into .venv to parse the YAML blocks", flush=True)
+            self.call(block, "pip install pyyaml", [self.python, "-m", "pip", "install", "-q", "pyyaml>=6,<7"])
+        parse = "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"
+        self.count(block, self.call(block, "parse", [self.python, "-c", parse, str(src)]))
 
     def sh(self, block: Block, n: int) -> None:
         src = self.scratch / f"block{n}.sh"
@@ -468,6 +479,8 @@ def main() -> int:
                 runner.sh(b, n)
             for n, b in enumerate(by_lang.get("toml", [])):
                 runner.toml(b, n)
+            for n, b in enumerate(by_lang.get("yaml", [])):
+                runner.yaml(b, n)
             runner.go(by_lang.get("go", []))
             runner.local_etcd()
             runner.cargo_doc()

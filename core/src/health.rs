@@ -244,6 +244,9 @@ pub(crate) async fn watch_over(check: Check, target: impl Checked) {
     }
 }
 
+/// The most of an HTTP answer a probe reads.
+const MAX_HTTP_ANSWER: usize = 16 * 1024;
+
 /// `GET path` over HTTP/1.1; passes on a 2xx status.
 async fn http_get(addr: &str, path: &str) -> std::result::Result<(), String> {
     let mut stream = TcpStream::connect(addr)
@@ -255,21 +258,30 @@ async fn http_get(addr: &str, path: &str) -> std::result::Result<(), String> {
         .write_all(request.as_bytes())
         .await
         .map_err(|e| format!("cannot send: {e}"))?;
-    let mut head = [0u8; 64];
-    let mut read = 0;
-    while read < 12 {
-        match stream.read(&mut head[read..]).await {
+    // Read the whole answer (the server closes after it: `Connection:
+    // close`), so the server sees a clean close rather than a reset; a few
+    // KiB at most, the probe's timeout bounding the wait.
+    let mut answer = Vec::with_capacity(256);
+    let mut buf = [0u8; 1024];
+    while answer.len() < MAX_HTTP_ANSWER {
+        match stream.read(&mut buf).await {
             Ok(0) => break,
-            Ok(n) => read += n,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) if !answer.is_empty() => break,
             Err(e) => return Err(format!("cannot read the answer: {e}")),
         }
     }
-    let status_line = String::from_utf8_lossy(&head[..read]);
+    let status_line = String::from_utf8_lossy(&answer[..answer.len().min(64)]);
     let status = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {status_line:?}"))?;
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP answer: {:?}",
+                status_line.lines().next().unwrap_or("")
+            )
+        })?;
     if (200..300).contains(&status) {
         Ok(())
     } else {

@@ -141,6 +141,18 @@ impl Service {
         split_addr(&self.addr).map(|_| ())
     }
 
+    /// Checks everything registering checks (name, address, metadata
+    /// values, health check) without etcd, so a tool can refuse bad input
+    /// before it starts anything; the error names the field. Defaults from
+    /// `REGISTRY_*` are checked when a client connects, not here.
+    pub fn validate(&self) -> Result<()> {
+        self.resolve(&EnvDefaults::default(), "")?;
+        match &self.check {
+            Some(check) => check.validate(),
+            None => Ok(()),
+        }
+    }
+
     /// Sets a metadata entry by its wire name: one of the seed's fields
     /// (`env`, `region`, `zone`, `scheme`, `weight`, `deployment`, `appVersion`,
     /// `buildTime`) or any extra key. The key is checked now; the value when registering.
@@ -394,6 +406,29 @@ mod tests {
             .resolve(&d, "")
             .unwrap_err();
         assert_eq!(field_of(err), "buildTime");
+    }
+
+    #[test]
+    fn validate_checks_what_registering_checks() {
+        assert!(Service::new("a", "h:1").validate().is_ok());
+        let mut s = Service::new("a", "h:1");
+        s.set("weight", "heavy").unwrap();
+        assert_eq!(field_of(s.validate().unwrap_err()), "weight");
+        assert_eq!(
+            field_of(Service::new("a/b", "h:1").validate().unwrap_err()),
+            "name"
+        );
+        assert_eq!(
+            field_of(Service::new("a", "h").validate().unwrap_err()),
+            "addr"
+        );
+        let mut check = Check::parse("tcp://h:1").unwrap();
+        check.fails = 0;
+        let err = Service::new("a", "h:1")
+            .check(check)
+            .validate()
+            .unwrap_err();
+        assert_eq!(field_of(err), "check fails");
     }
 }
 

@@ -26,7 +26,7 @@ from etcd_harness import Etcd, etcd_binary, etcd_version, wait_until  # noqa: E4
 
 TTL_SECONDS = 3
 RUN_LIMIT_SECONDS = float(os.environ.get("INTEROP_RUN_LIMIT", "240"))
-NAMES = ["/micro/", "/services/micro/", "/go-endpoints-c/", "/go-endpoints-py/", "/rolling/"]
+NAMES = ["/micro/", "/services/micro/", "/go-endpoints-c/", "/go-endpoints-py/", "/rolling/", "/micro-rolling/", "/prom-sd/"]
 
 
 def main() -> int:
