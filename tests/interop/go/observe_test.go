@@ -262,6 +262,19 @@ func (l *load) between(from, to time.Time) []call {
 	return out
 }
 
+// atLeast returns the calls started since `from` once `pause` has passed
+// and at least `n` of them were made (at most 10 s more: a loaded machine
+// makes fewer calls per second, and a share of too few calls means little).
+func (l *load) atLeast(from time.Time, pause time.Duration, n int) []call {
+	time.Sleep(pause)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if calls := l.between(from, time.Now()); len(calls) >= n {
+			return calls
+		}
+	}
+	return l.between(from, time.Now())
+}
+
 // waitAnswer waits until a call started at or after `since` is answered by
 // `addr` (and, if pid > 0, by that process); returns that call.
 func (l *load) waitAnswer(since time.Time, addr string, pid int, limit time.Duration) (call, bool) {
