@@ -237,11 +237,14 @@ impl BoundedEtcd {
             after,
         };
         let mut pause = Duration::from_millis(10);
+        // Why the last try failed, when a member said so (refused, reset, no
+        // leader): at the deadline that says more than "timed out" does.
+        let mut last_refusal: Option<Error> = None;
         loop {
             let member = self.members.pick();
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(timed_out());
+                return Err(last_refusal.unwrap_or_else(timed_out));
             }
             let patience = if self.members.len() > 1 {
                 (after / 3).max(MIN_PATIENCE).min(left)
@@ -255,6 +258,7 @@ impl BoundedEtcd {
                     if Instant::now() + pause >= until {
                         return Err(e);
                     }
+                    last_refusal = Some(e);
                     if self.members.all_avoided() {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(MAX_RETRY_PAUSE);
@@ -268,9 +272,13 @@ impl BoundedEtcd {
                     self.members.answered(member);
                     return Ok(value);
                 }
-                Err(_) if Instant::now() >= until => return Err(timed_out()),
+                // Out of time: the member's last refusal, if it refused before, says more.
+                Err(_) if Instant::now() >= until => {
+                    return Err(last_refusal.unwrap_or_else(timed_out))
+                }
                 Err(_) => {
                     self.members.failed(member, "no answer in time");
+                    last_refusal = None;
                     continue;
                 }
                 Ok(Err(err)) => err,
@@ -280,8 +288,18 @@ impl BoundedEtcd {
                 return Err(map_timeout(from_member(err, endpoint), op, after));
             }
             self.members.failed(member, &crate::error::describe(&err));
+            let failure = map_timeout(from_member(err, endpoint), op, after);
+            // A refusal seen before says more than a timeout (a channel to a
+            // member that refused may wait out its deadline the next time).
+            let failure = match (failure, last_refusal.take()) {
+                (Error::Timeout { .. }, Some(refusal)) => refusal,
+                (failure, _) => failure,
+            };
             if Instant::now() + pause >= until {
-                return Err(map_timeout(from_member(err, endpoint), op, after));
+                return Err(failure);
+            }
+            if !matches!(failure, Error::Timeout { .. }) {
+                last_refusal = Some(failure);
             }
             if self.members.all_avoided() {
                 tokio::time::sleep(pause).await;
