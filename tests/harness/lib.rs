@@ -257,15 +257,12 @@ impl Member {
 
     /// A gauge or counter from the member's Prometheus `/metrics` page.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.client_port)).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(conn, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut page = String::new();
-        conn.read_to_string(&mut page).ok()?;
-        page.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
+        metric_at(self.client_port, name)
+    }
+
+    /// The port clients reach this member on.
+    pub fn client_port(&self) -> u16 {
+        self.client_port
     }
 
     /// Whether the process we started has exited (and is not yet reaped).
@@ -533,6 +530,20 @@ async fn member_identity(endpoint: &str, access: &Access) -> Result<String, Stri
         .find(|m| m.id() == me)
         .map(|m| m.name().to_string())
         .ok_or_else(|| "member not in its own member list yet".to_string())
+}
+
+/// One value of the /metrics page of the member listening on `port`
+/// (blocking; a member that does not answer within 5 s gives `None`).
+pub fn metric_at(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut page = String::new();
+    conn.read_to_string(&mut page).ok()?;
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// What etcd holds under `prefix`: key -> (value, lease). Panics when etcd cannot be read.

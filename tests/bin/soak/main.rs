@@ -188,6 +188,8 @@ impl Soak {
             }
         }
         let ended = injected.killed_at.unwrap_or_else(Instant::now);
+        // Read beside the checks, not before them: a member just restarted
+        // can take seconds to answer /metrics, which is no recovery time.
         let elections_before = self.leader_changes();
 
         match self
@@ -196,20 +198,38 @@ impl Soak {
             .await
         {
             Ok(_) => {
+                let took = ended.elapsed();
                 // etcd may elect a leader again after it served: an outage
                 // of etcd's own inside our figure, worth naming.
-                let elections = self.leader_changes().saturating_sub(elections_before);
+                let before = elections_before.await.unwrap_or(0);
+                let elections = self
+                    .leader_changes()
+                    .await
+                    .unwrap_or(0)
+                    .saturating_sub(before);
                 if elections > 0 {
                     detail.push_str(&format!(
                         "; etcd changed leader {elections} time(s) after the fault ended"
                     ));
                 }
-                let took = ended.elapsed();
                 self.report.recovered(fault, took);
                 let late = if fault.keeps_data() && took > TARGET {
-                    " (beyond TTL/3 + 1 s)"
+                    // Say what the failed checks saw, and how long each took.
+                    let trail: Vec<String> = self
+                        .checks
+                        .trail
+                        .iter()
+                        .map(|(at, took, why)| {
+                            format!("{} ms ({} ms): {why}", at.as_millis(), took.as_millis())
+                        })
+                        .collect();
+                    format!(
+                        " (beyond TTL/3 + 1 s; failed checks: [{}]; the passing one: {})",
+                        trail.join(" | "),
+                        self.checks.parts
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 self.report.log(&format!(
                     "{} ({detail}) held {} ms: recovered {} ms after it ended{late}",
@@ -250,14 +270,24 @@ impl Soak {
         }
     }
 
-    /// The most leader changes any running member has seen.
-    fn leader_changes(&self) -> u64 {
-        self.stage
+    /// The most leader changes any member has seen, read off the members'
+    /// /metrics on a blocking thread.
+    fn leader_changes(&self) -> tokio::task::JoinHandle<u64> {
+        let ports: Vec<u16> = self
+            .stage
             .etcd
             .members
             .iter()
-            .filter_map(|m| m.metric("etcd_server_leader_changes_seen_total"))
-            .fold(0, |most, seen| most.max(seen as u64))
+            .map(|m| m.client_port())
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            ports
+                .iter()
+                .filter_map(|&port| {
+                    harness::metric_at(port, "etcd_server_leader_changes_seen_total")
+                })
+                .fold(0, |most, seen| most.max(seen as u64))
+        })
     }
 
     /// A calm spell: churn without faults, then check.

@@ -28,6 +28,12 @@ pub struct Checks {
     made: u64,
     /// The longest a passing check took (part of every recovery figure).
     longest: Duration,
+    /// The failed checks of the last wait: when each ended (from the wait's
+    /// start), how long it took and why, so a slow recovery can be told apart
+    /// from a slow check.
+    pub trail: Vec<(Duration, Duration, String)>,
+    /// How long the parts of the last check that got through them took.
+    pub parts: String,
 }
 
 impl Checks {
@@ -39,6 +45,8 @@ impl Checks {
             checker,
             made: 0,
             longest: Duration::ZERO,
+            trail: Vec::new(),
+            parts: String::new(),
         }
     }
 
@@ -65,10 +73,20 @@ impl Checks {
     }
 
     async fn once(&mut self, providers: &mut [Provider]) -> Result<(), String> {
+        let t = Instant::now();
         let expected = Checks::expected(providers).await?;
+        let asked = t.elapsed();
         etcd_holds(&mut self.raw, "/soak", &expected).await?;
+        let read = t.elapsed() - asked;
         let watchers: Vec<&Watcher> = self.watchers.iter().collect();
-        watchers_match(&watchers, &self.checker, &expected).await
+        let matched = watchers_match(&watchers, &self.checker, &expected).await;
+        self.parts = format!(
+            "providers asked {} ms, etcd read {} ms, watchers compared {} ms",
+            asked.as_millis(),
+            read.as_millis(),
+            (t.elapsed() - asked - read).as_millis()
+        );
+        matched
     }
 
     /// Checks until the invariants hold; how long that took, or the last failure.
@@ -78,6 +96,7 @@ impl Checks {
         limit: Duration,
     ) -> Result<Duration, String> {
         self.made += 1;
+        self.trail.clear();
         let start = Instant::now();
         loop {
             let attempt = Instant::now();
@@ -89,6 +108,8 @@ impl Checks {
                 }
                 Err(e) => e,
             };
+            let why: String = failure.chars().take(160).collect();
+            self.trail.push((start.elapsed(), attempt.elapsed(), why));
             // A provider that stopped answering is no transient state.
             if failure.contains("did not answer") || failure.contains("exited") {
                 return Err(failure);
