@@ -12,7 +12,11 @@
 #      the Python Greeter stubs from tests/interop/proto/helloworld.proto,
 #      and the Go test binary (modules as go.sum pins them);
 #   4. runs it against an etcd of its own (tests/interop/run.py: started on
-#      free loopback ports, stopped afterwards), bounded in time.
+#      free loopback ports, stopped afterwards), bounded in time;
+#   5. the same for tests/interop/frameworks, a Go module of its own: go-zero's
+#      zrpc client and kratos's gRPC client call providers registered in their
+#      layouts, and C and Python consumers find what the frameworks write (its
+#      first build compiles go-zero and kratos: about 4 min on 2 busy cores).
 # Exits non-zero on any failure; every step has a time limit (the run:
 # INTEROP_LIMIT_SECONDS, 300 by default; it takes ~15 s). Builds go to
 # target/interop/.
@@ -52,17 +56,23 @@ fi
 echo "== interop: building libregistry.so, the C programs, the Python stubs and the Go test"
 timeout 900 cargo build -q -p libregistry-ffi
 mkdir -p "$OUT/bin" "$OUT/py-stubs"
-for program in provider consumer; do
+for program in provider consumer greeter; do
   cc -std=c11 -Wall -Wextra -Werror -pedantic -I include "tests/interop/c/$program.c" \
     -o "$OUT/bin/$program" -L target/debug -Wl,-rpath,"$ROOT/target/debug" -lregistry -lpthread -ldl -lm
 done
 "$PY" -m grpc_tools.protoc -I tests/interop/proto --python_out="$OUT/py-stubs" \
   --grpc_python_out="$OUT/py-stubs" tests/interop/proto/helloworld.proto
 (cd tests/interop/go && timeout 600 go test -c -o "$OUT/interop.test" .)
+(cd tests/interop/frameworks && timeout 900 go test -c -o "$OUT/frameworks.test" .)
 
 echo "== interop: Go consumers and libregistry providers against a real etcd"
 export INTEROP_PYTHON="$PY" INTEROP_PYTHONPATH="$OUT/py-stubs" INTEROP_DIR="$ROOT/tests/interop" \
   INTEROP_BIN="$OUT/bin" INTEROP_RUN_LIMIT=$((LIMIT_SECONDS - 20))
 timeout --kill-after=10 "$LIMIT_SECONDS" \
   "$PY" tests/interop/run.py "$OUT/interop.test" -test.v -test.count=1 -test.timeout="$((LIMIT_SECONDS - 30))s" \
+  ${INTEROP_RUN:+"-test.run=$INTEROP_RUN"}
+
+echo "== interop: go-zero's and kratos's own clients with libregistry (tests/interop/frameworks)"
+timeout --kill-after=10 "$LIMIT_SECONDS" \
+  "$PY" tests/interop/run.py "$OUT/frameworks.test" -test.v -test.count=1 -test.timeout="$((LIMIT_SECONDS - 30))s" \
   ${INTEROP_RUN:+"-test.run=$INTEROP_RUN"}
