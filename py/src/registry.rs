@@ -183,6 +183,12 @@ impl Client {
         self.inner.options().prefix.clone()
     }
 
+    /// The key layout: `seed`, `go-zero` or `kratos`.
+    #[getter]
+    fn layout(&self) -> &'static str {
+        self.inner.options().layout.name()
+    }
+
     /// The deadline of each request to etcd, in seconds.
     #[getter]
     fn request_timeout(&self) -> f64 {
@@ -301,10 +307,11 @@ fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 }
 
 /// The keywords of `connect`, as `RegistryBase` declares them.
-const OPTIONS: [&str; 12] = [
+const OPTIONS: [&str; 13] = [
     "endpoints",
     "ttl",
     "prefix",
+    "layout",
     "request_timeout",
     "close_timeout",
     "heal_deleted_keys",
@@ -326,51 +333,43 @@ pub fn to_options(py: Python<'_>, given: &Bound<'_, PyDict>) -> PyResult<libregi
         }
     }
     let option = |name: &str| given.get_item(name).map(|v| v.filter(|v| !v.is_none()));
-    let (endpoints, ttl, prefix) = (option("endpoints")?, option("ttl")?, option("prefix")?);
-    let (request_timeout, close_timeout) = (option("request_timeout")?, option("close_timeout")?);
-    let heal_deleted_keys = option("heal_deleted_keys")?;
-    let (ca_file, cert_file, key_file) = (
-        option("ca_file")?,
-        option("cert_file")?,
-        option("key_file")?,
-    );
-    let (user, password) = (option("user")?, option("password")?);
     let mut options = libregistry::Options::new();
-    if let Some(v) = &endpoints {
-        options = convert::endpoints_arg(options, v)?;
+    if let Some(v) = option("endpoints")? {
+        options = convert::endpoints_arg(options, &v)?;
     }
-    if let Some(v) = &ttl {
-        options = options.ttl_secs(convert::u32_arg("ttl", v)?);
+    if let Some(v) = option("ttl")? {
+        options = options.ttl_secs(convert::u32_arg("ttl", &v)?);
     }
-    if let Some(v) = &prefix {
-        options = options.prefix(convert::str_arg("prefix", v)?);
+    if let Some(v) = option("prefix")? {
+        options = options.prefix(convert::str_arg("prefix", &v)?);
     }
-    if let Some(v) = &request_timeout {
-        options = options.request_timeout(convert::seconds_arg("request_timeout", v)?);
+    if let Some(v) = option("layout")? {
+        let layout = convert::str_arg("layout", &v)?.parse();
+        options = options.layout(layout.map_err(|reason: String| errors::invalid(py, "layout", reason))?);
     }
-    if let Some(v) = &close_timeout {
-        options = options.close_timeout(convert::seconds_arg("close_timeout", v)?);
+    if let Some(v) = option("request_timeout")? {
+        options = options.request_timeout(convert::seconds_arg("request_timeout", &v)?);
     }
-    if let Some(v) = &heal_deleted_keys {
+    if let Some(v) = option("close_timeout")? {
+        options = options.close_timeout(convert::seconds_arg("close_timeout", &v)?);
+    }
+    if let Some(v) = option("heal_deleted_keys")? {
         let heal = v
             .cast::<PyBool>()
-            .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", v))?;
+            .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", &v))?;
         options = options.heal_deleted_keys(heal.is_true());
     }
-    let path =
-        |field: &str, v: Option<Bound<'_, PyAny>>| v.map(|v| path_arg(field, &v)).transpose();
+    let path = |field: &str| option(field)?.map(|v| path_arg(field, &v)).transpose();
     let tls = libregistry::TlsFiles {
-        ca_file: path("ca_file", ca_file)?,
-        cert_file: path("cert_file", cert_file)?,
-        key_file: path("key_file", key_file)?,
+        ca_file: path("ca_file")?,
+        cert_file: path("cert_file")?,
+        key_file: path("key_file")?,
     };
     if tls != libregistry::TlsFiles::default() {
         options = options.tls(tls);
     }
-    let text = |field: &str, v: Option<Bound<'_, PyAny>>| {
-        v.map(|v| convert::str_arg(field, &v)).transpose()
-    };
-    match (text("user", user)?, text("password", password)?) {
+    let text = |field: &str| option(field)?.map(|v| convert::str_arg(field, &v)).transpose();
+    match (text("user")?, text("password")?) {
         (Some(user), Some(password)) => Ok(options.credentials(user, password)),
         (None, None) => Ok(options),
         (Some(_), None) => Err(errors::invalid(py, "password", "user is given without it")),
