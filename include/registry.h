@@ -568,6 +568,18 @@ enum registry_status registry_options_set_ttl(struct registry_options *opts, uin
 enum registry_status registry_options_set_prefix(struct registry_options *opts, const char *prefix);
 
 /**
+ * Sets the key layout and value format, by name: "seed" (the default:
+ * gRPC-go's etcd resolver reads it), "go-zero" (go-zero's `zrpc` clients
+ * with an `EtcdConf`) or "kratos" (kratos's etcd registry; the prefix is
+ * its namespace, "/microservices" unless set). Overrides `REGISTRY_LAYOUT`.
+ * Any other name: REGISTRY_INVALID_ARGUMENT, naming it. Borrowed for the call.
+ *
+ * # Safety
+ * `opts` is a live `registry_options`; `layout` a NUL-terminated string.
+ */
+enum registry_status registry_options_set_layout(struct registry_options *opts, const char *layout);
+
+/**
  * Sets the deadline of every request to etcd, in milliseconds (default 5000; at least 10).
  *
  * # Safety

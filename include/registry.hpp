@@ -76,6 +76,11 @@ class options {
     detail::check(registry_options_set_prefix(raw_, prefix.c_str()));
     return *this;
   }
+  /// Key layout and value format: "seed" (default), "go-zero" or "kratos".
+  options &layout(const std::string &layout) {
+    detail::check(registry_options_set_layout(raw_, layout.c_str()));
+    return *this;
+  }
   /// Deadline of each request to etcd.
   options &request_timeout_ms(uint32_t ms) {
     detail::check(registry_options_set_request_timeout_ms(raw_, ms));

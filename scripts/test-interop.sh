@@ -17,6 +17,10 @@
 #      free loopback ports, stopped afterwards), bounded in time;
 #   5. checks `registry list -o prometheus-sd` with Prometheus's own file_sd
 #      loader (tests/interop/promsd, a Go module of its own), the same way.
+#   6. the same for tests/interop/frameworks, a Go module of its own: go-zero's
+#      zrpc client and kratos's gRPC client call providers registered in their
+#      layouts, and C and Python consumers find what the frameworks write (its
+#      first build compiles go-zero and kratos: about 4 min on 2 busy cores).
 # Exits non-zero on any failure; every step has a time limit (the run:
 # INTEROP_LIMIT_SECONDS, 300 by default; it takes ~15 s, and the rolling
 # restart under `registry run` ~7 s more). Builds go to
@@ -57,7 +61,7 @@ fi
 echo "== interop: building libregistry.so, registry, the C programs, the Python stubs and the Go test"
 timeout 900 cargo build -q -p libregistry-ffi -p libregistry-cli
 mkdir -p "$OUT/bin" "$OUT/py-stubs"
-for program in provider consumer; do
+for program in provider consumer greeter; do
   cc -std=c11 -Wall -Wextra -Werror -pedantic -I include "tests/interop/c/$program.c" \
     -o "$OUT/bin/$program" -L target/debug -Wl,-rpath,"$ROOT/target/debug" -lregistry -lpthread -ldl -lm
 done
@@ -73,6 +77,7 @@ else
   echo "== SKIPPED: Prometheus file_sd check (Go $have found; tests/interop/promsd needs Go $promsd_need)"
   rm -f "$OUT/promsd.test"
 fi
+(cd tests/interop/frameworks && timeout 900 go test -c -o "$OUT/frameworks.test" .)
 
 echo "== interop: Go consumers and libregistry providers against a real etcd"
 export INTEROP_PYTHON="$PY" INTEROP_PYTHONPATH="$OUT/py-stubs" INTEROP_DIR="$ROOT/tests/interop" \
@@ -85,3 +90,8 @@ if [ -x "$OUT/promsd.test" ]; then
   INTEROP_RUN_LIMIT=100 timeout --kill-after=10 120 \
     "$PY" tests/interop/run.py "$OUT/promsd.test" -test.v -test.count=1 -test.timeout=90s
 fi
+
+echo "== interop: go-zero's and kratos's own clients with libregistry (tests/interop/frameworks)"
+timeout --kill-after=10 "$LIMIT_SECONDS" \
+  "$PY" tests/interop/run.py "$OUT/frameworks.test" -test.v -test.count=1 -test.timeout="$((LIMIT_SECONDS - 30))s" \
+  ${INTEROP_RUN:+"-test.run=$INTEROP_RUN"}

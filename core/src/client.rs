@@ -23,7 +23,6 @@ use crate::requests::BoundedEtcd;
 use crate::runtime;
 use crate::service::{EnvDefaults, Service};
 use crate::supervisor::{close_budget, Command, NewEntry, Status, Supervisor};
-use crate::wire;
 
 /// HTTP/2 pings detect a dead connection; etcd refuses pings more often than every 5 s.
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -231,13 +230,13 @@ impl Client {
 
     /// Reads every instance of service `name` once (the prefix
     /// `{prefix}/{name}/`, so `foo` never sees `foo_other`), sorted by key.
-    /// Values that are not instances are skipped with a log line.
+    /// Values that are not instances in the client's layout are skipped with a log line.
     pub async fn discover(&self, name: &str) -> Result<Vec<Instance>> {
         self.check_usable()?;
-        let (etcd, prefix, timeout) = self.read_context();
+        let (etcd, (layout, prefix), timeout) = self.read_context();
         let name = name.to_string();
         let found = runtime::handle()?
-            .spawn(async move { discovery::list(&etcd, &prefix, &name, timeout).await })
+            .spawn(async move { discovery::list(&etcd, layout, &prefix, &name, timeout).await })
             .await
             .map_err(|e| Error::Etcd(format!("discover task failed: {e}")))??;
         Ok(found.0.into_iter().map(|c| c.instance).collect())
@@ -253,20 +252,18 @@ impl Client {
     /// Returns once the first list is read (within the request timeout).
     pub async fn watch_with(&self, name: &str, policy: PickPolicy) -> Result<Watcher> {
         self.check_usable()?;
-        let (etcd, prefix, timeout) = self.read_context();
+        let (etcd, space, timeout) = self.read_context();
         let name = name.to_string();
         runtime::handle()?
-            .spawn(Watcher::start(etcd, prefix, name, policy, timeout))
+            .spawn(Watcher::start(etcd, space, name, policy, timeout))
             .await
             .map_err(|e| Error::Etcd(format!("watch task failed: {e}")))?
     }
 
-    fn read_context(&self) -> (BoundedEtcd, String, Duration) {
-        (
-            self.inner.etcd.clone(),
-            self.inner.options.prefix.clone(),
-            self.inner.options.request_timeout,
-        )
+    fn read_context(&self) -> (BoundedEtcd, (crate::wire::Layout, String), Duration) {
+        let opts = &self.inner.options;
+        let space = (opts.layout, opts.prefix.clone());
+        (self.inner.etcd.clone(), space, opts.request_timeout)
     }
 
     /// A stream of this client's events, from now on.
@@ -331,14 +328,15 @@ impl Client {
 
     /// The etcd key `service` is registered under by this client.
     pub fn key_of(&self, service: &Service) -> String {
-        wire::key(&self.inner.options.prefix, &service.name, &service.addr)
+        let opts = &self.inner.options;
+        service.key(opts.layout, &opts.prefix)
     }
 
-    /// Validates `service` and renders its key and value.
+    /// Validates `service` and renders its key and value in the client's layout.
     fn encode(&self, service: &Service) -> Result<(String, String)> {
-        let instance = service.resolve(&self.inner.defaults, &self.inner.options.prefix)?;
-        let value = wire::encode_value(&instance)?;
-        Ok((instance.key, value))
+        let opts = &self.inner.options;
+        let instance = service.resolve(&self.inner.defaults, opts.layout, &opts.prefix)?;
+        Ok((instance.key.clone(), opts.layout.encode(&instance)?))
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -558,7 +556,13 @@ impl Registration {
         for (k, v) in changes {
             service.set(k.as_ref(), v)?;
         }
-        let (_, value) = self.client.encode(&service)?;
+        let (key, value) = self.client.encode(&service)?;
+        if key != self.key {
+            let layout = self.client.inner.options.layout;
+            let reason =
+                format!("is part of the key in the {layout} layout: register anew to change it");
+            return Err(Error::invalid("id", reason));
+        }
         *self.service.lock().unwrap_or_else(|p| p.into_inner()) = service;
         let key = self.key.clone();
         self.client

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Modules, one concept each: [`options`] (configuration), [`service`]
-//! (what is registered, validation), [`wire`] (key and value format),
+//! (what is registered, validation), [`wire`] (the key layouts and value
+//! formats: the seed's, go-zero's and kratos's),
 //! `runtime` (the process's tokio runtime), `keepalive` (the lease's
 //! keepalive loop), `supervisor` (writes and heals registrations),
 //! [`events`], [`client`] (async API) and [`blocking`]; for consumers,
@@ -54,6 +55,7 @@ pub use pick::{Balance, PickPolicy};
 pub use runtime::spawn;
 pub use security::{Credentials, Secret, TlsFiles};
 pub use service::Service;
+pub use wire::Layout;
 
 /// This library's version, registered as `frameVersion`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,6 +6,7 @@ use crate::env::env;
 use crate::error::{Error, Result};
 use crate::names::is_name_byte;
 use crate::security::{credentials_from_env, Credentials, Secret, TlsFiles};
+use crate::wire::Layout;
 
 /// etcd raises any lease TTL below this to this; we refuse it instead of being surprised.
 pub const MIN_TTL_SECS: u32 = 2;
@@ -17,12 +18,14 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach etcd and how to behave there. Unset fields fall back to the
-/// environment (`REGISTRY_ENDPOINTS`, `REGISTRY_TTL`, `REGISTRY_PREFIX`), then defaults.
+/// environment (`REGISTRY_ENDPOINTS`, `REGISTRY_TTL`, `REGISTRY_PREFIX`,
+/// `REGISTRY_LAYOUT`), then defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     endpoints: Option<Vec<String>>,
     ttl_secs: Option<u32>,
     prefix: Option<String>,
+    layout: Option<Layout>,
     request_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
     heal_deleted_keys: Option<bool>,
@@ -60,6 +63,16 @@ impl Options {
     /// Key prefix: empty, or starting with `/` without a trailing `/`. Overrides `REGISTRY_PREFIX`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The key layout and value format: whose consumers find the
+    /// registrations, and whose registrations discovery reads (default
+    /// [`Layout::Seed`]). Overrides `REGISTRY_LAYOUT` (`seed`, `go-zero`,
+    /// `kratos`). In the kratos layout the prefix is kratos's namespace,
+    /// `/microservices` unless set.
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = Some(layout);
         self
     }
 
@@ -140,9 +153,17 @@ impl Options {
             ));
         }
 
+        let layout = match (self.layout, env("REGISTRY_LAYOUT")) {
+            (Some(layout), _) => layout,
+            (None, Some(text)) => text
+                .trim()
+                .parse()
+                .map_err(|reason| Error::invalid("REGISTRY_LAYOUT", reason))?,
+            (None, None) => Layout::default(),
+        };
         let prefix = match &self.prefix {
             Some(p) => p.clone(),
-            None => env("REGISTRY_PREFIX").unwrap_or_default(),
+            None => env("REGISTRY_PREFIX").unwrap_or_else(|| layout.default_prefix().into()),
         };
         validate_prefix(&prefix).map_err(|reason| Error::invalid("prefix", reason))?;
 
@@ -208,6 +229,7 @@ impl Options {
             endpoints,
             ttl_secs,
             prefix,
+            layout,
             request_timeout,
             close_timeout: self.close_timeout,
             heal_deleted_keys: self.heal_deleted_keys.unwrap_or(true),
@@ -224,8 +246,10 @@ pub struct Resolved {
     pub endpoints: Vec<String>,
     /// Requested lease TTL in seconds.
     pub ttl_secs: u32,
-    /// Key prefix (empty or `/...`).
+    /// Key prefix (empty or `/...`; in the kratos layout, its namespace).
     pub prefix: String,
+    /// The key layout and value format.
+    pub layout: Layout,
     /// Deadline of each request.
     pub request_timeout: Duration,
     /// How long closing may take; `None`: it grows with the registrations held.

@@ -8,7 +8,7 @@ use crate::health::Check;
 use crate::instance::Instance;
 use crate::names::{is_name_byte, split_addr, validate_name};
 use crate::timefmt;
-use crate::wire;
+use crate::wire::Layout;
 use serde_json::{Map, Value};
 
 pub use crate::names::MAX_NAME_LEN;
@@ -202,6 +202,12 @@ impl Service {
             .collect()
     }
 
+    /// The etcd key of this service in `layout` under `prefix`.
+    pub(crate) fn key(&self, layout: Layout, prefix: &str) -> String {
+        let id = self.extra.get("id").map(String::as_str);
+        layout.key(prefix, &self.name, &self.addr, id)
+    }
+
     /// Builder form of [`Service::set`].
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Result<Self> {
         self.set(key, value)?;
@@ -247,10 +253,17 @@ impl EnvDefaults {
 
 impl Service {
     /// Validates the service and fills defaults (API value, then environment,
-    /// then built-in): the instance as it goes on the wire under `prefix`.
-    pub(crate) fn resolve(&self, defaults: &EnvDefaults, prefix: &str) -> Result<Instance> {
+    /// then built-in): the instance as it goes on the wire in `layout` under
+    /// `prefix`. What the layout cannot carry is refused here.
+    pub(crate) fn resolve(
+        &self,
+        defaults: &EnvDefaults,
+        layout: Layout,
+        prefix: &str,
+    ) -> Result<Instance> {
         validate_name(&self.name)?;
         let (host, port) = split_addr(&self.addr)?;
+        layout.check_given(&self.metadata())?;
         let pick = |api: &Option<String>, env: &Option<String>| api.clone().or_else(|| env.clone());
 
         let weight = match (&self.weight, &defaults.weight) {
@@ -294,7 +307,7 @@ impl Service {
             text(key, Some(value.clone()));
         }
         Ok(Instance {
-            key: wire::key(prefix, &self.name, &self.addr),
+            key: self.key(layout, prefix),
             name: self.name.clone(),
             addr: self.addr.clone(),
             metadata,
@@ -393,17 +406,20 @@ mod tests {
         let d = EnvDefaults::default();
         let err = Service::new("a", "h:1")
             .weight(10_001)
-            .resolve(&d, "")
+            .resolve(&d, Layout::Seed, "")
             .unwrap_err();
         assert_eq!(field_of(err), "weight");
         let mut s = Service::new("a", "h:1");
         s.set("weight", "heavy").unwrap();
-        assert_eq!(field_of(s.resolve(&d, "").unwrap_err()), "weight");
+        assert_eq!(
+            field_of(s.resolve(&d, Layout::Seed, "").unwrap_err()),
+            "weight"
+        );
         assert!(field_of(s.set("ip", "1.2.3.4").unwrap_err()).contains("ip"));
         assert!(field_of(s.set("a/b", "x").unwrap_err()).contains("a/b"));
         let err = Service::new("a", "h:1")
             .build_time("yesterday")
-            .resolve(&d, "")
+            .resolve(&d, Layout::Seed, "")
             .unwrap_err();
         assert_eq!(field_of(err), "buildTime");
     }
@@ -469,7 +485,7 @@ mod precedence_tests {
         };
         let instance = Service::new("a", "h:1")
             .region("api-region")
-            .resolve(&defaults, "")
+            .resolve(&defaults, Layout::Seed, "")
             .unwrap();
         let get = |k: &str| instance.metadata.get(k).cloned();
         assert_eq!(get("region"), Some(Value::from("api-region")));

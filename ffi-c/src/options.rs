@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use libregistry::{Options, TlsFiles};
+use libregistry::{Layout, Options, TlsFiles};
 
 use crate::boundary::{
     from_handle, guard, guard_void, into_handle, required_mut, required_str, Failure,
@@ -99,6 +99,31 @@ pub unsafe extern "C" fn registry_options_set_prefix(
         let opts = unsafe { required_mut(opts, "opts") }?;
         let prefix = unsafe { required_str(prefix, "prefix") }?;
         opts.inner = std::mem::take(&mut opts.inner).prefix(prefix);
+        Ok(())
+    })
+}
+
+/// Sets the key layout and value format, by name: "seed" (the default:
+/// gRPC-go's etcd resolver reads it), "go-zero" (go-zero's `zrpc` clients
+/// with an `EtcdConf`) or "kratos" (kratos's etcd registry; the prefix is
+/// its namespace, "/microservices" unless set). Overrides `REGISTRY_LAYOUT`.
+/// Any other name: REGISTRY_INVALID_ARGUMENT, naming it. Borrowed for the call.
+///
+/// # Safety
+/// `opts` is a live `registry_options`; `layout` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn registry_options_set_layout(
+    opts: *mut registry_options,
+    layout: *const c_char,
+) -> registry_status {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let opts = unsafe { required_mut(opts, "opts") }?;
+        let layout = unsafe { required_str(layout, "layout") }?;
+        let layout: Layout = layout
+            .parse()
+            .map_err(|reason: String| Failure::invalid(format!("invalid layout: {reason}")))?;
+        opts.inner = std::mem::take(&mut opts.inner).layout(layout);
         Ok(())
     })
 }

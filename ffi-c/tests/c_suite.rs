@@ -241,6 +241,53 @@ async fn discovery_through_the_c_abi() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn go_zero_and_kratos_layouts_through_the_c_abi() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_layouts",
+        &["tests/c/test_layouts.c"],
+        &[],
+        Link::Shared,
+    );
+    let mut child = Command::new(&exe)
+        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut stdout, "STEP registered");
+    let mut raw = etcd.raw().await;
+    let held = dump(&mut raw, "").await;
+    let keys: Vec<&str> = held.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "/microservices/greeter/127.0.0.1:9000",
+            "greeter.rpc/127.0.0.1:4000",
+            "greeter.rpc/7"
+        ]
+    );
+    assert_eq!(held["greeter.rpc/7"].0, "127.0.0.1:4001");
+    let kratos = &held["/microservices/greeter/127.0.0.1:9000"].0;
+    assert!(
+        kratos.starts_with(r#"{"id":"127.0.0.1:9000","name":"greeter","version":"","metadata":{"#)
+            && kratos.contains(r#""weight":"300""#)
+            && kratos.ends_with(r#""endpoints":["grpc://127.0.0.1:9000"]}"#),
+        "{kratos}"
+    );
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let ok = child.wait().unwrap().success();
+    assert!(ok && rest.contains("all checks passed"), "{rest}");
+    assert!(
+        dump(&mut raw, "").await.is_empty(),
+        "freeing the clients removed everything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn health_checks_and_drain_through_the_c_abi() {
     let etcd = Etcd::start().await;
     let exe = compile_c("test_health", &["tests/c/test_health.c"], &[], Link::Shared);

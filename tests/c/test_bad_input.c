@@ -49,6 +49,11 @@ static void options_functions(void) {
   CHECK_STATUS(registry_options_set_prefix(NULL, "/p"), INV, "opts");
   CHECK_STATUS(registry_options_set_prefix(opts, NULL), INV, "prefix");
   CHECK_STATUS(registry_options_set_prefix(opts, not_utf8), INV, "UTF-8");
+  CHECK_STATUS(registry_options_set_layout(NULL, "go-zero"), INV, "opts");
+  CHECK_STATUS(registry_options_set_layout(opts, NULL), INV, "layout");
+  CHECK_STATUS(registry_options_set_layout(opts, not_utf8), INV, "UTF-8");
+  CHECK_STATUS(registry_options_set_layout(opts, "gozero"), INV, "\"gozero\" is not a layout");
+  CHECK_OK(registry_options_set_layout(opts, "seed"));
   CHECK_STATUS(registry_options_set_request_timeout_ms(NULL, 100), INV, "opts");
   CHECK_STATUS(registry_options_set_request_timeout_ms(opts, 1), INV, "timeout");
   CHECK_STATUS(registry_options_set_heal_deleted_keys(NULL, true), INV, "opts");

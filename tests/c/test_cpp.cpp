@@ -56,6 +56,22 @@ int main() {
     EXPECT(!c.is_withdrawn());
     EXPECT(client.discover("cpp_drain").size() == 1);
   }
+  {
+    // The go-zero layout: {name}/{addr} holding the address, found in that layout only.
+    registry::options opts;
+    registry::client gozero(opts.layout("go-zero"));
+    auto g = gozero.register_service(registry::service("cpp.rpc", "10.0.0.5:1"));
+    EXPECT(g.key() == "cpp.rpc/10.0.0.5:1");
+    EXPECT(gozero.discover("cpp.rpc").size() == 1);
+    EXPECT(client.discover("cpp.rpc").empty());
+    try {
+      registry::options().layout("gozero");
+      EXPECT(false);
+    } catch (const registry::error &e) {
+      EXPECT(e.status() == REGISTRY_INVALID_ARGUMENT);
+      EXPECT(std::string(e.what()).find("\"gozero\" is not a layout") != std::string::npos);
+    }
+  }
   try {
     registry::service("cpp", "10.0.0.4:1").check("http://10.0.0.4:1/healthz", 5);
     EXPECT(false);

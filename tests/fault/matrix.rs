@@ -4,6 +4,13 @@
 //! watcher's cache equals a fresh `discover`. Each prints the time from the
 //! fault's end to full recovery (`fault-matrix:` lines); the assertions are
 //! generous bounds, the figures go to docs/RELIABILITY.md.
+//!
+//! Cases 4b, 7, 8 (its part a) and 9 run again in the go-zero and kratos
+//! layouts (`caseNN_go_zero_layout`, `caseNN_kratos_layout`): a wiped etcd,
+//! a revoked lease, keys deleted from outside, a watcher through a
+//! compaction and a killed provider, where the layout changes what is read
+//! and rewritten. The other cases exercise etcd and the network the same
+//! way whatever the values hold.
 
 mod scenario;
 
@@ -15,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use harness::invariants::Want;
 use harness::proxy::{set_all, Mode, Proxy};
+use libregistry::Layout;
 use scenario::{assert_within_target, Provider, Scenario, FAULT, PER_PROVIDER, SERVICE, TTL};
 
 /// Kills member `i`, waits `FAULT` (printing when the invariants hold again
@@ -96,7 +104,11 @@ async fn case04a_whole_cluster_restarted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case04b_whole_cluster_wiped_and_recreated() {
-    let mut s = Scenario::start("4b whole cluster wiped and re-created").await;
+    wiped_and_recreated(Layout::Seed).await;
+}
+
+async fn wiped_and_recreated(layout: Layout) {
+    let mut s = Scenario::start_in("4b whole cluster wiped and re-created", layout).await;
     s.watch_for_gaps();
     s.etcd.kill_all();
     tokio::time::sleep(FAULT).await;
@@ -157,7 +169,12 @@ async fn etcdctl(endpoints: String, args: Vec<String>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case07_lease_revoked_and_keys_deleted_with_etcdctl() {
-    let mut s = Scenario::start("7 lease revoked and keys deleted from outside (etcdctl)").await;
+    lease_revoked_and_keys_deleted(Layout::Seed).await;
+}
+
+async fn lease_revoked_and_keys_deleted(layout: Layout) {
+    let case = "7 lease revoked and keys deleted from outside (etcdctl)";
+    let mut s = Scenario::start_in(case, layout).await;
     s.watch_for_gaps();
     let lease = s.providers[0].client.lease_id().expect("a lease");
     let endpoints = s.etcd.endpoints_csv();
@@ -171,7 +188,7 @@ async fn case07_lease_revoked_and_keys_deleted_with_etcdctl() {
         vec![
             "del".into(),
             "--prefix".into(),
-            format!("/{SERVICE}/10.0.1.1:"),
+            format!("{}10.0.1.1:", s.range()),
         ],
     )
     .await;
@@ -231,7 +248,14 @@ async fn change_registrations(providers: &mut [Provider], generation: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case08_compaction_while_the_watcher_is_disconnected() {
-    let mut s = Scenario::start("8 compaction while the watcher is disconnected").await;
+    let s = compaction_while_disconnected(Layout::Seed).await;
+    stalled_through_a_compaction(s).await;
+}
+
+/// Case 8's part a (the watcher cut off through a compaction), in `layout`.
+async fn compaction_while_disconnected(layout: Layout) -> Scenario {
+    let case = "8 compaction while the watcher is disconnected";
+    let mut s = Scenario::start_in(case, layout).await;
 
     // a: the watcher's connections are cut (and refused) while providers
     // change their registrations and etcd is compacted past all of it.
@@ -248,7 +272,11 @@ async fn case08_compaction_while_the_watcher_is_disconnected() {
         )
         .await;
     assert_within_target(s.case, took);
+    s
+}
 
+/// Case 8's part b: big values (metadata the go-zero layout cannot carry).
+async fn stalled_through_a_compaction(mut s: Scenario) {
     // b: the watcher's connection stalls instead: etcd still holds its
     // watch but cannot deliver. Big values fill the stream's flow-control
     // window and etcd's send queue, so etcd marks the watcher slow and stops
@@ -299,13 +327,18 @@ impl Drop for Process {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case09_provider_process_killed() {
-    let mut s = Scenario::start("9 a provider process SIGKILLed").await;
+    provider_process_killed(Layout::Seed).await;
+}
+
+async fn provider_process_killed(layout: Layout) {
+    let mut s = Scenario::start_in("9 a provider process SIGKILLed", layout).await;
     s.watch_for_gaps();
     let mut child = Process(
         Command::new(env!("CARGO_BIN_EXE_provider"))
             .args([SERVICE, "10.0.9.1:9000"])
             .env("REGISTRY_ENDPOINTS", s.etcd.endpoints_csv())
             .env("REGISTRY_TTL", TTL.as_secs().to_string())
+            .env("REGISTRY_LAYOUT", layout.name())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the provider process"),
@@ -320,7 +353,7 @@ async fn case09_provider_process_killed() {
         .await
         .expect("the provider registers within 10 s")
         .expect("reader thread");
-    let key = format!("/{SERVICE}/10.0.9.1:9000");
+    let key = layout.key(layout.default_prefix(), SERVICE, "10.0.9.1:9000", None);
     assert_eq!(line.trim(), format!("registered {key}"));
     s.outside.insert(
         key,
@@ -346,6 +379,35 @@ async fn case09_provider_process_killed() {
     assert!(took <= TTL + Duration::from_secs(5), "gone after {took:?}");
     s.assert_stable().await;
     s.finish().await;
+}
+
+/// The cases above again, in the go-zero and kratos layouts.
+macro_rules! in_other_layouts {
+    ($($go_zero:ident, $kratos:ident: $case:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $go_zero() {
+            $case(Layout::GoZero).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $kratos() {
+            $case(Layout::Kratos).await;
+        }
+    )*};
+}
+
+/// Case 8a alone: recovered (the figure), then still held a TTL later.
+async fn compaction_while_disconnected_alone(layout: Layout) {
+    let mut s = compaction_while_disconnected(layout).await;
+    s.assert_stable().await;
+    s.finish().await;
+}
+
+in_other_layouts! {
+    case04b_go_zero_layout, case04b_kratos_layout: wiped_and_recreated;
+    case07_go_zero_layout, case07_kratos_layout: lease_revoked_and_keys_deleted;
+    case08a_go_zero_layout, case08a_kratos_layout: compaction_while_disconnected_alone;
+    case09_go_zero_layout, case09_kratos_layout: provider_process_killed;
 }
 
 /// Counts of what a churning provider did.

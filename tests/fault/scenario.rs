@@ -1,7 +1,9 @@
 //! What every case of the fault matrix shares: a 3-node etcd cluster, two
 //! provider clients holding 50 registrations each, a consumer with a watcher,
 //! each client reaching etcd through its own proxies (one per member), and
-//! the check that ends every case.
+//! the check that ends every case. Every client writes and reads in one
+//! layout (the seed's, or for the cases that run in each, go-zero's or
+//! kratos's).
 //!
 //! Cases run one at a time (a 3-node cluster per case on a 2-core machine
 //! is enough load) and print one `fault-matrix:` line per measured figure.
@@ -12,10 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::invariants::{converge, etcd_holds, watchers_match, Expected, Want};
+use harness::invariants::{converge, etcd_holds_in, watchers_match, Expected, Want};
 use harness::proxy::Proxy;
 use harness::Etcd;
-use libregistry::{Client, Options, Registration, Service, Watcher};
+use libregistry::{Client, Layout, Options, Registration, Service, Watcher};
 
 /// Lease TTL of every client.
 pub const TTL: Duration = Duration::from_secs(2);
@@ -44,12 +46,13 @@ pub fn assert_within_target(case: &str, took: Duration) {
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Client options: through `proxies`, short TTL and deadlines.
-pub fn options<'a>(proxies: impl IntoIterator<Item = &'a Proxy>) -> Options {
+/// Client options: through `proxies`, short TTL and deadlines, in `layout`.
+pub fn options<'a>(proxies: impl IntoIterator<Item = &'a Proxy>, layout: Layout) -> Options {
     Options::new()
         .endpoints(proxies.into_iter().map(Proxy::endpoint))
         .ttl_secs(TTL.as_secs() as u32)
         .request_timeout(REQUEST_TIMEOUT)
+        .layout(layout)
 }
 
 /// One provider client and what it should hold.
@@ -64,11 +67,17 @@ pub struct Provider {
     /// Live registrations: key -> (handle, the `gen` its value carries).
     pub regs: BTreeMap<String, (Registration, u32)>,
     next: u32,
+    /// Whether values carry metadata (`gen`): not in the go-zero layout.
+    metadata: bool,
 }
 
 impl Provider {
     fn service(&self, n: u32, generation: u32) -> Service {
-        Service::new(SERVICE, format!("10.0.{}.1:{}", self.index, 1000 + n))
+        let service = Service::new(SERVICE, format!("10.0.{}.1:{}", self.index, 1000 + n));
+        if !self.metadata {
+            return service;
+        }
+        service
             .with("gen", generation.to_string())
             .expect("valid metadata")
     }
@@ -105,8 +114,8 @@ impl Provider {
         generation: u32,
         pad: &str,
     ) -> libregistry::Result<()> {
-        let Some((reg, gen)) = self.regs.get_mut(key) else {
-            return Ok(());
+        let Some((reg, gen)) = self.regs.get_mut(key).filter(|_| self.metadata) else {
+            return Ok(()); // gone, or no metadata to update (the go-zero layout)
         };
         *gen = generation;
         reg.update([("gen", generation.to_string()), ("pad", pad.to_string())])
@@ -121,7 +130,7 @@ impl Provider {
                 key.clone(),
                 Want {
                     lease: Some(lease),
-                    generation: Some(generation.to_string()),
+                    generation: self.metadata.then(|| generation.to_string()),
                 },
             );
         }
@@ -213,8 +222,10 @@ const GAP_SAMPLE: Duration = Duration::from_millis(10);
 
 /// A cluster, two providers, a consumer with a watcher, and a checker.
 pub struct Scenario {
-    /// The case, as printed.
+    /// The case, as printed (with the layout, when not the seed's).
     pub case: &'static str,
+    /// The layout every client writes and reads in.
+    pub layout: Layout,
     /// The cluster.
     pub etcd: Etcd,
     /// The two provider clients (taken out while a case churns with them).
@@ -240,7 +251,12 @@ pub struct Scenario {
 impl Scenario {
     /// Starts the cluster and the clients, registers 100 services and checks them.
     pub async fn start(case: &'static str) -> Scenario {
-        Scenario::start_with(case, || Etcd::cluster(3)).await
+        Scenario::start_in(case, Layout::Seed).await
+    }
+
+    /// [`Scenario::start`] with every client in `layout`.
+    pub async fn start_in(case: &'static str, layout: Layout) -> Scenario {
+        Scenario::start_with_in(case, layout, || Etcd::cluster(3)).await
     }
 
     /// [`Scenario::start`] on a cluster `make` starts (its members' flags or proxies).
@@ -249,6 +265,18 @@ impl Scenario {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Etcd>,
     {
+        Scenario::start_with_in(case, Layout::Seed, make).await
+    }
+
+    async fn start_with_in<F, Fut>(case: &'static str, layout: Layout, make: F) -> Scenario
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Etcd>,
+    {
+        let case: &'static str = match layout {
+            Layout::Seed => case,
+            _ => Box::leak(format!("{case} ({layout} layout)").into_boxed_str()),
+        };
         let serial = SERIAL.lock().await;
         if std::env::var_os("FAULT_TRACE").is_some() {
             use tracing_subscriber::prelude::*;
@@ -264,7 +292,7 @@ impl Scenario {
         let mut providers = Vec::new();
         for index in 0..2 {
             let proxies: Vec<Arc<Proxy>> = etcd.proxies().into_iter().map(Arc::new).collect();
-            let client = Client::connect(options(proxies.iter().map(|p| &**p)))
+            let client = Client::connect(options(proxies.iter().map(|p| &**p), layout))
                 .await
                 .expect("provider connects");
             let mut provider = Provider {
@@ -273,6 +301,7 @@ impl Scenario {
                 proxies,
                 regs: BTreeMap::new(),
                 next: PER_PROVIDER,
+                metadata: layout != Layout::GoZero,
             };
             let services: Vec<Service> =
                 (0..PER_PROVIDER).map(|n| provider.service(n, 0)).collect();
@@ -287,14 +316,15 @@ impl Scenario {
             providers.push(provider);
         }
         let consumer_proxies = etcd.proxies();
-        let consumer = Client::connect(options(&consumer_proxies))
+        let consumer = Client::connect(options(&consumer_proxies, layout))
             .await
             .expect("consumer connects");
         let watcher = consumer.watch(SERVICE).await.expect("watch");
         let checker = Client::connect(
             Options::new()
                 .endpoints(etcd.endpoints())
-                .request_timeout(REQUEST_TIMEOUT),
+                .request_timeout(REQUEST_TIMEOUT)
+                .layout(layout),
         )
         .await
         .expect("checker connects");
@@ -302,6 +332,7 @@ impl Scenario {
         let raw = etcd.raw().await;
         let scenario = Scenario {
             case,
+            layout,
             etcd,
             providers,
             consumer,
@@ -351,6 +382,12 @@ impl Scenario {
             .chain(self.consumer_proxies.iter())
     }
 
+    /// The key range of [`SERVICE`] in the scenario's layout, e.g. `/svc/`.
+    pub fn range(&self) -> String {
+        let layout = self.layout;
+        layout.service_prefix(layout.default_prefix(), SERVICE)
+    }
+
     /// What etcd should hold now.
     pub fn expected(&self) -> Expected {
         let mut expected = self.outside.clone();
@@ -377,7 +414,7 @@ impl Scenario {
     async fn check_invariants(&self) -> Result<(), String> {
         let expected = self.expected();
         let mut raw = self.raw.clone();
-        etcd_holds(&mut raw, &format!("/{SERVICE}/"), &expected).await?;
+        etcd_holds_in(&mut raw, self.layout, &self.range(), &expected).await?;
         let watchers = [&*self.watcher, &*self.direct_watcher];
         watchers_match(&watchers, &self.checker, &expected).await
     }
@@ -447,11 +484,11 @@ impl Scenario {
             provider.client.close().await.expect("close provider");
         }
         self.consumer.close().await.expect("close consumer");
-        let outside = self.outside.clone();
+        let (outside, layout, range) = (self.outside.clone(), self.layout, self.range());
         let left = converge(Duration::from_secs(5), || {
             let mut raw = self.raw.clone();
-            let outside = &outside;
-            async move { etcd_holds(&mut raw, &format!("/{SERVICE}/"), outside).await }
+            let (outside, range) = (&outside, &range);
+            async move { etcd_holds_in(&mut raw, layout, range, outside).await }
         })
         .await;
         if let Err(e) = left {

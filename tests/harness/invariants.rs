@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use libregistry::{Client, Instance, Watcher};
+use libregistry::{Client, Instance, Layout, Watcher};
 
 /// Longest a single read of a check may take (etcd may be mid-election).
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,6 +31,16 @@ pub type Expected = BTreeMap<String, Want>;
 /// Checks that etcd holds exactly `expected` under `range` (a key prefix).
 pub async fn etcd_holds(
     raw: &mut etcd_client::Client,
+    range: &str,
+    expected: &Expected,
+) -> Result<(), String> {
+    etcd_holds_in(raw, Layout::Seed, range, expected).await
+}
+
+/// [`etcd_holds`] for values written in `layout`.
+pub async fn etcd_holds_in(
+    raw: &mut etcd_client::Client,
+    layout: Layout,
     range: &str,
     expected: &Expected,
 ) -> Result<(), String> {
@@ -62,7 +72,8 @@ pub async fn etcd_holds(
         }
         if let Some(generation) = &want.generation {
             let name = service_of(&key);
-            let found = libregistry::wire::decode(name, &key, kv.value())
+            let found = layout
+                .decode(name, &key, kv.value())
                 .ok()
                 .and_then(|i| i.meta("gen"));
             if found.as_ref() != Some(generation) {
@@ -234,5 +245,6 @@ mod tests {
     fn service_is_the_segment_before_the_address() {
         assert_eq!(service_of("/svc/10.0.0.1:1000"), "svc");
         assert_eq!(service_of("/prod/svc/10.0.0.1:1000"), "svc");
+        assert_eq!(service_of("svc/10.0.0.1:1000"), "svc"); // go-zero's layout
     }
 }

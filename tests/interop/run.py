@@ -9,6 +9,9 @@ REGISTRY_ENDPOINTS and REGISTRY_TTL (its children inherit them) plus the
 INTEROP_* paths scripts/test-interop.sh set. After the run, etcd must hold
 nothing under the names the test used: every provider it started is gone
 and so must their keys be (a SIGKILLed one's with its lease).
+
+SIGUSR1 from the test binary (told by INTEROP_WIPE_SIGNAL=USR1) kills
+etcd, wipes its data and starts it again on the same ports.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from etcd_harness import Etcd, etcd_binary, etcd_version, wait_until  # noqa: E4
 TTL_SECONDS = 3
 RUN_LIMIT_SECONDS = float(os.environ.get("INTEROP_RUN_LIMIT", "240"))
 NAMES = ["/micro/", "/services/micro/", "/go-endpoints-c/", "/go-endpoints-py/", "/rolling/", "/micro-rolling/", "/prom-sd/"]
+NAMES += ["greeter.rpc/", "gozero-found/", "/microservices/"]  # tests/interop/frameworks
 
 
 def main() -> int:
@@ -40,8 +44,10 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: etcd.restart(wipe=True))
     try:
         env = dict(os.environ, REGISTRY_ENDPOINTS=etcd.endpoint, REGISTRY_TTL=str(TTL_SECONDS))
+        env["INTEROP_WIPE_SIGNAL"] = "USR1"
         test = subprocess.Popen([binary, *flags], env=env, cwd=Path(binary).parent)
         try:
             status = test.wait(timeout=RUN_LIMIT_SECONDS)

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::instance::Instance;
 use crate::pick::{PickPolicy, Picker};
 use crate::requests::BoundedEtcd;
-use crate::wire;
+use crate::wire::Layout;
 
 /// An instance with the raw value it came from.
 #[derive(Debug, Clone)]
@@ -21,37 +21,39 @@ pub(crate) struct Cached {
     pub raw: Vec<u8>,
 }
 
-/// Decodes one key and value of service `name`; a value that is no
-/// instance is skipped with a log line.
-pub(crate) fn decode(name: &str, key: &[u8], value: &[u8]) -> Option<Cached> {
+/// Decodes one key and value of service `name` in `layout`; a value that
+/// is no instance of it (another layout's, say) is skipped with a log line.
+pub(crate) fn decode(layout: Layout, name: &str, key: &[u8], value: &[u8]) -> Option<Cached> {
     let key = String::from_utf8_lossy(key);
-    match wire::decode(name, &key, value) {
+    match layout.decode(name, &key, value) {
         Ok(instance) => Some(Cached {
             instance,
             raw: value.to_vec(),
         }),
         Err(reason) => {
-            tracing::warn!(key = %key, %reason, "skipping a value that is not an instance");
+            tracing::warn!(key = %key, %layout, %reason, "skipping a value that is not an instance");
             None
         }
     }
 }
 
-/// Reads every instance of `name` under `prefix`, sorted by key, with the revision read.
+/// Reads every instance of `name` under `prefix` in `layout`, sorted by
+/// key, with the revision read.
 pub(crate) async fn list(
     etcd: &BoundedEtcd,
+    layout: Layout,
     prefix: &str,
     name: &str,
     timeout: Duration,
 ) -> Result<(Vec<Cached>, i64)> {
     crate::names::validate_name(name)?;
-    let range = wire::service_prefix(prefix, name);
+    let range = layout.service_prefix(prefix, name);
     let resp = etcd.get_prefix("discover", timeout, &range).await?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
     let found = resp
         .kvs()
         .iter()
-        .filter_map(|kv| decode(name, kv.key(), kv.value()))
+        .filter_map(|kv| decode(layout, name, kv.key(), kv.value()))
         .collect();
     Ok((found, revision))
 }

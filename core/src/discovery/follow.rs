@@ -14,6 +14,7 @@ use super::cache::{decode, Cached, Shared};
 use super::changes::{Change, ChangeQueue};
 use crate::error::{Error, Result};
 use crate::requests::BoundedEtcd;
+use crate::wire::Layout;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Short enough that recovery follows the end of an outage within about
@@ -23,6 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 pub(crate) struct Follow {
     pub etcd: BoundedEtcd,
     pub range: String,
+    pub layout: Layout,
     pub name: String,
     pub timeout: Duration,
     pub shared: Arc<Shared>,
@@ -67,7 +69,7 @@ impl Follow {
         let found = resp
             .kvs()
             .iter()
-            .filter_map(|kv| decode(&self.name, kv.key(), kv.value()))
+            .filter_map(|kv| decode(self.layout, &self.name, kv.key(), kv.value()))
             .collect();
         self.apply_list(found);
         Ok(revision)
@@ -123,7 +125,7 @@ impl Follow {
                 let Some(kv) = event.kv() else { continue };
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
                 let change = match event.event_type() {
-                    EventType::Put => match decode(&self.name, kv.key(), kv.value()) {
+                    EventType::Put => match decode(self.layout, &self.name, kv.key(), kv.value()) {
                         // Overwritten by something unreadable: it is no instance any more.
                         None => cache
                             .remove(&key)

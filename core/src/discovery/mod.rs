@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::pick::PickPolicy;
 use crate::requests::BoundedEtcd;
-use crate::wire;
+use crate::wire::Layout;
 pub(crate) use cache::list;
 use cache::Shared;
 pub use changes::Change;
@@ -66,21 +66,23 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
-    /// Lists `name` (failing within `timeout` if etcd cannot be read), then
-    /// keeps following it in the background on the library runtime.
+    /// Lists `name` in `layout` under `prefix` (failing within `timeout` if
+    /// etcd cannot be read), then keeps following it in the background on
+    /// the library runtime.
     pub(crate) async fn start(
         etcd: BoundedEtcd,
-        prefix: String,
+        (layout, prefix): (Layout, String),
         name: String,
         policy: PickPolicy,
         timeout: Duration,
     ) -> Result<Watcher> {
-        let (initial, revision) = list(&etcd, &prefix, &name, timeout).await?;
+        let (initial, revision) = list(&etcd, layout, &prefix, &name, timeout).await?;
         let shared = Arc::new(Shared::new(policy));
         let changes = ChangeQueue::default();
         let mut follow = Follow {
             etcd,
-            range: wire::service_prefix(&prefix, &name),
+            range: layout.service_prefix(&prefix, &name),
+            layout,
             name: name.clone(),
             timeout,
             shared: shared.clone(),

@@ -12,7 +12,6 @@ use super::{jitter, Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
 use crate::error::{Error, Result};
 use crate::events::{Event, LostReason};
 use crate::requests::is_lease_missing;
-use crate::wire;
 
 /// Keys per page when reading a service name's keys (with values: ~400
 /// bytes each, so a page is about 400 KB).
@@ -109,7 +108,7 @@ impl Supervisor {
 
     /// Reads every key of service `name` and hands what it found to the ledger.
     async fn sweep_name(&mut self, name: &str, lease: i64) -> Result<()> {
-        let range = wire::service_prefix(&self.opts.prefix, name);
+        let range = self.opts.layout.service_prefix(&self.opts.prefix, name);
         let found = self
             .etcd
             .list_keys(

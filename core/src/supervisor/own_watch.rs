@@ -13,9 +13,10 @@ use super::{remaining, Supervisor};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::requests::bounded;
-use crate::wire;
 
-/// Up to this many service names get a watch each; beyond, one watch covers the whole prefix.
+/// Up to this many service names get a watch each; beyond, one watch covers
+/// the whole prefix (where the layout has one: go-zero without a prefix
+/// keeps a watch per name).
 const MAX_NAME_WATCHES: usize = 64;
 
 impl Supervisor {
@@ -23,14 +24,17 @@ impl Supervisor {
     /// has created every part of it.
     pub(super) async fn open_watch(&mut self) -> Result<()> {
         let names = self.ledger.names_to_watch();
-        let covers_prefix = names.len() > MAX_NAME_WATCHES;
-        let ranges: Vec<String> = if covers_prefix {
-            vec![format!("{}/", self.opts.prefix)]
-        } else {
-            names
+        let (layout, prefix) = (self.opts.layout, &self.opts.prefix);
+        let whole = layout
+            .whole_range(prefix)
+            .filter(|_| names.len() > MAX_NAME_WATCHES);
+        let covers_prefix = whole.is_some();
+        let ranges: Vec<String> = match whole {
+            Some(range) => vec![range],
+            None => names
                 .iter()
-                .map(|n| wire::service_prefix(&self.opts.prefix, n))
-                .collect()
+                .map(|n| layout.service_prefix(prefix, n))
+                .collect(),
         };
         let options = || WatchOptions::new().with_prefix();
         let timeout = self.opts.request_timeout;
@@ -78,7 +82,8 @@ impl Supervisor {
         if self.watch_covers_prefix || self.watched_names.contains(name) {
             return;
         }
-        if self.watched_names.len() >= MAX_NAME_WATCHES {
+        let (layout, prefix) = (self.opts.layout, &self.opts.prefix);
+        if self.watched_names.len() >= MAX_NAME_WATCHES && layout.whole_range(prefix).is_some() {
             self.watch = None; // reopened over the whole prefix by the next healing step
             self.heal_soon();
             return;
@@ -90,7 +95,7 @@ impl Supervisor {
         let options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(written_rev + 1);
-        let range = wire::service_prefix(&self.opts.prefix, name);
+        let range = layout.service_prefix(prefix, name);
         if stream.watch(range, Some(options)).await.is_err() {
             self.watch = None;
         } else {

@@ -133,6 +133,8 @@ class RegistryBase:
         else 10. The lease is granted with the first registration: a
         registry that only discovers and watches holds none.
     :param prefix: key prefix (empty, or ``/a/b``); ``None``: ``REGISTRY_PREFIX``.
+    :param layout: ``"seed"`` (gRPC-go's etcd resolver reads it), ``"go-zero"``
+        or ``"kratos"`` (docs/LAYOUTS.md); ``None``: ``REGISTRY_LAYOUT``, else seed.
     :param request_timeout: deadline of each request to etcd, in seconds
         (default 5).
     :param close_timeout: how long ``close`` (the lease revoke) may take, in
@@ -160,6 +162,7 @@ class RegistryBase:
         ttl: Optional[int] = None,
         *,
         prefix: Optional[str] = None,
+        layout: Optional[str] = None,
         request_timeout: Optional[float] = None,
         close_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
@@ -172,20 +175,7 @@ class RegistryBase:
     ) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable or None, not {type(on_event).__name__}")
-        self._options: Dict[str, Any] = dict(
-            endpoints=endpoints,
-            ttl=ttl,
-            prefix=prefix,
-            request_timeout=request_timeout,
-            close_timeout=close_timeout,
-            heal_deleted_keys=heal_deleted_keys,
-            on_event=on_event,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            user=user,
-            password=password,
-        )
+        self._options: Dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}  # as connect takes them
         self._native: Optional[_native.Client] = None
         self._start()
 
@@ -223,6 +213,11 @@ class RegistryBase:
     def prefix(self) -> str:
         """The key prefix (empty or ``/...``)."""
         return self._connected().prefix
+
+    @property
+    def layout(self) -> str:
+        """The key layout: ``seed``, ``go-zero`` or ``kratos``."""
+        return self._connected().layout
 
     @property
     def request_timeout(self) -> float:

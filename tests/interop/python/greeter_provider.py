@@ -2,8 +2,11 @@
 with grpcio on a loopback port and registers it through libregistry.
 
     PYTHONPATH=<generated stubs> python greeter_provider.py --name micro [--port N] [--ttl S] [--prefix P]
+        [--metadata JSON]
 
-etcd comes from REGISTRY_ENDPOINTS. The process is driven line by line on
+etcd comes from REGISTRY_ENDPOINTS (and the layout from REGISTRY_LAYOUT).
+--metadata replaces the metadata registered (`{}` for go-zero's layout,
+which carries none). The process is driven line by line on
 stdin and answers on stdout, so a test can act on it without signals:
 
     stdin            stdout
@@ -25,6 +28,7 @@ here, where the call lands.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -74,6 +78,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help="0: any free loopback port")
     parser.add_argument("--ttl", type=int, default=int(os.environ.get("REGISTRY_TTL", "3")))
     parser.add_argument("--prefix", default=None, help="key prefix (default: REGISTRY_PREFIX, else none)")
+    parser.add_argument("--metadata", default=None, help="metadata as a JSON object (default: zone, region, weight)")
     args = parser.parse_args()
 
     greeter = Greeter()
@@ -93,9 +98,10 @@ def main() -> int:
     limit.start()
 
     with libregistry.Registry(ttl=args.ttl, prefix=args.prefix) as registry:
-        registration = registry.register(
-            args.name, greeter.addr, {"zone": "zone1", "region": "beijing", "weight": 100, "provider": "python"}
-        )
+        metadata = {"zone": "zone1", "region": "beijing", "weight": 100, "provider": "python"}
+        if args.metadata is not None:
+            metadata = json.loads(args.metadata)
+        registration = registry.register(args.name, greeter.addr, metadata)
         say(f"registered {registration.key} ttl={registry.ttl} lease={registry.lease_id}")
         for line in sys.stdin:
             command = line.strip()

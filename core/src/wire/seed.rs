@@ -1,5 +1,4 @@
-//! The key layout and value format in etcd, both ways: exactly the seed's,
-//! readable by gRPC-go's resolver.
+//! The seed's layout, read by gRPC-go's etcd resolver.
 //!
 //! Key: `{prefix}/{name}/{addr}`. Value: compact JSON of gRPC's `resolver.Address`,
 //! `{"Addr":..,"ServerName":..,"Attributes":null,"Type":0,"Metadata":{..}}`.
@@ -12,21 +11,6 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-
-/// Largest value we write: etcd's default request limit is 1.5 MiB, but a
-/// registration this large is a mistake, and every watcher receives it.
-pub const MAX_VALUE_BYTES: usize = 64 * 1024;
-
-/// The etcd key of `name` at `addr` under `prefix`.
-pub fn key(prefix: &str, name: &str, addr: &str) -> String {
-    format!("{prefix}/{name}/{addr}")
-}
-
-/// The key range holding every instance of `name`; the trailing `/` keeps
-/// `foo` from matching `foo_other`.
-pub fn service_prefix(prefix: &str, name: &str) -> String {
-    format!("{prefix}/{name}/")
-}
 
 #[derive(Serialize)]
 struct Address<'a> {
@@ -43,30 +27,20 @@ struct Address<'a> {
 }
 
 /// The JSON value of an instance, fields in the seed's order.
-pub fn encode_value(instance: &Instance) -> Result<String> {
-    let value = serde_json::to_string(&Address {
+pub(crate) fn encode(instance: &Instance) -> Result<String> {
+    serde_json::to_string(&Address {
         addr: &instance.addr,
         server_name: &instance.name,
         attributes: None,
         kind: 0,
         metadata: &instance.metadata,
     })
-    .map_err(|e| Error::invalid("metadata", e.to_string()))?;
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid(
-            "metadata",
-            format!(
-                "the encoded value is {} bytes; the limit is {MAX_VALUE_BYTES}",
-                value.len()
-            ),
-        ));
-    }
-    Ok(value)
+    .map_err(|e| Error::invalid("metadata", e.to_string()))
 }
 
 /// Decodes the value stored at `key` for service `name`; the error says why
 /// it is no instance.
-pub fn decode(name: &str, key: &str, value: &[u8]) -> std::result::Result<Instance, String> {
+pub(crate) fn decode(name: &str, key: &str, value: &[u8]) -> std::result::Result<Instance, String> {
     let parsed: Value = serde_json::from_slice(value).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(mut fields) = parsed else {
         return Err("not a JSON object".into());
@@ -105,17 +79,12 @@ mod tests {
     fn golden_bytes_of_the_seed_example() {
         let metadata = serde_json::json!({"region": "beijing", "ip": "127.0.0.1", "port": 4000, "weight": 100});
         let instance = Instance {
-            key: key("", "micro", "127.0.0.1:4000"),
+            key: "/micro/127.0.0.1:4000".into(),
             name: "micro".into(),
             addr: "127.0.0.1:4000".into(),
             metadata: metadata.as_object().cloned().unwrap_or_default(),
         };
-        assert_eq!(instance.key, "/micro/127.0.0.1:4000");
-        assert_eq!(
-            key("/prod", "micro", "127.0.0.1:4000"),
-            "/prod/micro/127.0.0.1:4000"
-        );
-        let encoded = encode_value(&instance).unwrap();
+        let encoded = encode(&instance).unwrap();
         assert_eq!(
             encoded,
             r#"{"Addr":"127.0.0.1:4000","ServerName":"micro","Attributes":null,"Type":0,"Metadata":{"region":"beijing","ip":"127.0.0.1","port":4000,"weight":100}}"#
@@ -124,12 +93,6 @@ mod tests {
             decode("micro", &instance.key, encoded.as_bytes()).unwrap(),
             instance
         );
-    }
-
-    #[test]
-    fn service_prefix_keeps_similar_names_apart() {
-        assert_eq!(service_prefix("", "foo"), "/foo/");
-        assert!(!key("", "foo_other", "h:1").starts_with(&service_prefix("", "foo")));
     }
 
     #[test]
@@ -163,6 +126,8 @@ mod tests {
             br#"{"Addr":5}"#,
             br#"{"Addr":""}"#,
             br#"{"Op":1,"Addr":"a:1"}"#,
+            b"127.0.0.1:4000",
+            br#"{"id":"a","name":"m","version":"","metadata":{},"endpoints":["grpc://a:1"]}"#,
         ] {
             assert!(
                 decode("m", "/m/k", bad).is_err(),

@@ -1,0 +1,1 @@
+../go/observe_test.go

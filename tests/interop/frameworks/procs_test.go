@@ -1,0 +1,1 @@
+../go/procs_test.go
