@@ -45,12 +45,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let options = settings::options(&cli.connection)?;
     match cli.command {
         Command::Run(run) => {
-            let service = settings::service(&run.service)?;
+            let service = settings::service(&run.service, &options)?;
             let client = settings::connect(options).await?;
             supervise::run(client, service, run.drain, &run.command).await
         }
         Command::Register(args) => {
-            let service = settings::service(&args)?;
+            let service = settings::service(&args, &options)?;
             let client = settings::connect(options).await?;
             supervise::register_until_stopped(client, service).await
         }

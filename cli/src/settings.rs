@@ -39,8 +39,9 @@ pub async fn connect(options: Options) -> Result<Client, Failure> {
     Client::connect(options).await.map_err(refused)
 }
 
-/// The service `run` and `register` register, checked whole.
-pub fn service(args: &ServiceArgs) -> Result<Service, Failure> {
+/// The service `run` and `register` register, checked whole (in the
+/// layout `options` say: `REGISTRY_LAYOUT`).
+pub fn service(args: &ServiceArgs, options: &Options) -> Result<Service, Failure> {
     let mut service = Service::new(&args.name, &args.addr);
     for (key, value) in &args.meta {
         service.set(key, value.as_str()).map_err(refused)?;
@@ -53,7 +54,8 @@ pub fn service(args: &ServiceArgs) -> Result<Service, Failure> {
         check.ready_timeout = READY_WAIT;
         service = service.check(check);
     }
-    service.validate().map_err(refused)?;
+    let layout = options.resolve().map_err(refused)?.layout;
+    service.validate(layout).map_err(refused)?;
     Ok(service)
 }
 
@@ -138,14 +140,15 @@ mod tests {
         })
         .unwrap_err();
         assert!(message(endpoints).starts_with("invalid value for '--endpoints': "));
-        let weight = message(service(&args(&[("weight", "heavy")])).unwrap_err());
+        let weight = message(service(&args(&[("weight", "heavy")]), &Options::new()).unwrap_err());
         assert_eq!(
             weight,
             "invalid value for '--meta weight': \"heavy\" is not an integer in 0..=10000"
         );
         let mut bad_addr = args(&[]);
         bad_addr.addr = "localhost".into();
-        assert!(message(service(&bad_addr).unwrap_err()).starts_with("invalid value for '--addr'"));
+        assert!(message(service(&bad_addr, &Options::new()).unwrap_err())
+            .starts_with("invalid value for '--addr'"));
         assert_eq!(flag_of("metadata key \"a/b\""), "--meta a/b");
         assert_eq!(flag_of("REGISTRY_WEIGHT"), "REGISTRY_WEIGHT");
     }
@@ -155,12 +158,14 @@ mod tests {
         let mut with_check = args(&[("zone", "z1")]);
         with_check.check = Some(libregistry::health::Check::parse("tcp://127.0.0.1:1").unwrap());
         with_check.check_interval = Some(Duration::from_millis(200));
-        let service = service(&with_check).unwrap();
+        let service = service(&with_check, &Options::new()).unwrap();
         let check = service.health_check().unwrap();
         assert_eq!(check.interval, Duration::from_millis(200));
         assert_eq!(check.ready_timeout, READY_WAIT);
         with_check.check_fails = Some(0);
-        assert!(message(super::service(&with_check).unwrap_err())
-            .starts_with("invalid value for '--check-fails'"));
+        assert!(
+            message(super::service(&with_check, &Options::new()).unwrap_err())
+                .starts_with("invalid value for '--check-fails'")
+        );
     }
 }

@@ -143,10 +143,11 @@ impl Service {
 
     /// Checks everything registering checks (name, address, metadata
     /// values, health check) without etcd, so a tool can refuse bad input
-    /// before it starts anything; the error names the field. Defaults from
+    /// before it starts anything; the error names the field. `layout` is
+    /// the client's (what it cannot carry is refused). Defaults from
     /// `REGISTRY_*` are checked when a client connects, not here.
-    pub fn validate(&self) -> Result<()> {
-        self.resolve(&EnvDefaults::default(), "")?;
+    pub fn validate(&self, layout: Layout) -> Result<()> {
+        self.resolve(&EnvDefaults::default(), layout, "")?;
         match &self.check {
             Some(check) => check.validate(),
             None => Ok(()),
@@ -426,23 +427,32 @@ mod tests {
 
     #[test]
     fn validate_checks_what_registering_checks() {
-        assert!(Service::new("a", "h:1").validate().is_ok());
+        assert!(Service::new("a", "h:1").validate(Layout::Seed).is_ok());
+        // What a layout cannot carry is refused by that layout only.
+        let mut zoned = Service::new("a", "h:1");
+        zoned.set("zone", "z1").unwrap();
+        assert!(zoned.validate(Layout::Seed).is_ok());
+        assert!(zoned.validate(Layout::GoZero).is_err());
         let mut s = Service::new("a", "h:1");
         s.set("weight", "heavy").unwrap();
-        assert_eq!(field_of(s.validate().unwrap_err()), "weight");
+        assert_eq!(field_of(s.validate(Layout::Seed).unwrap_err()), "weight");
         assert_eq!(
-            field_of(Service::new("a/b", "h:1").validate().unwrap_err()),
+            field_of(
+                Service::new("a/b", "h:1")
+                    .validate(Layout::Seed)
+                    .unwrap_err()
+            ),
             "name"
         );
         assert_eq!(
-            field_of(Service::new("a", "h").validate().unwrap_err()),
+            field_of(Service::new("a", "h").validate(Layout::Seed).unwrap_err()),
             "addr"
         );
         let mut check = Check::parse("tcp://h:1").unwrap();
         check.fails = 0;
         let err = Service::new("a", "h:1")
             .check(check)
-            .validate()
+            .validate(Layout::Seed)
             .unwrap_err();
         assert_eq!(field_of(err), "check fails");
     }

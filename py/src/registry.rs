@@ -86,7 +86,7 @@ impl Client {
     /// Connects (within the request timeout). Keywords as `Registry(...)`;
     /// each one's type is checked here, its value by the core when connecting.
     #[staticmethod]
-    #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, request_timeout=None,
+    #[pyo3(signature = (*, endpoints=None, ttl=None, prefix=None, layout=None, request_timeout=None,
         close_timeout=None, heal_deleted_keys=None, on_event=None, ca_file=None, cert_file=None, key_file=None,
         user=None, password=None))]
     #[allow(clippy::too_many_arguments)]
@@ -95,6 +95,7 @@ impl Client {
         endpoints: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         prefix: Option<&Bound<'_, PyAny>>,
+        layout: Option<&Bound<'_, PyAny>>,
         request_timeout: Option<&Bound<'_, PyAny>>,
         close_timeout: Option<&Bound<'_, PyAny>>,
         heal_deleted_keys: Option<&Bound<'_, PyAny>>,
@@ -115,6 +116,11 @@ impl Client {
         }
         if let Some(v) = given(prefix) {
             options = options.prefix(convert::str_arg("prefix", v)?);
+        }
+        if let Some(v) = given(layout) {
+            let layout = convert::str_arg("layout", v)?.parse();
+            options =
+                options.layout(layout.map_err(|why: String| errors::invalid(py, "layout", why))?);
         }
         if let Some(t) = seconds("request_timeout", request_timeout)? {
             options = options.request_timeout(t);
@@ -362,77 +368,3 @@ fn path_arg(field: &str, value: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
         .extract::<PathBuf>()
         .map_err(|_| convert::wrong_type(field, "a str or os.PathLike path", value))
 }
-<<<<<<< HEAD
-=======
-
-/// The keywords of `connect`, as `RegistryBase` declares them.
-const OPTIONS: [&str; 13] = [
-    "endpoints",
-    "ttl",
-    "prefix",
-    "layout",
-    "request_timeout",
-    "close_timeout",
-    "heal_deleted_keys",
-    "on_event",
-    "ca_file",
-    "cert_file",
-    "key_file",
-    "user",
-    "password",
-];
-
-/// Checks each option's type and builds the core's options (whose values
-/// the core checks when connecting). `None` is the same as not given.
-pub fn to_options(py: Python<'_>, given: &Bound<'_, PyDict>) -> PyResult<libregistry::Options> {
-    for key in given.keys() {
-        let key = convert::str_arg("each option", &key)?;
-        if !OPTIONS.contains(&key.as_str()) {
-            return Err(PyTypeError::new_err(format!("unknown option {key:?}")));
-        }
-    }
-    let option = |name: &str| given.get_item(name).map(|v| v.filter(|v| !v.is_none()));
-    let mut options = libregistry::Options::new();
-    if let Some(v) = option("endpoints")? {
-        options = convert::endpoints_arg(options, &v)?;
-    }
-    if let Some(v) = option("ttl")? {
-        options = options.ttl_secs(convert::u32_arg("ttl", &v)?);
-    }
-    if let Some(v) = option("prefix")? {
-        options = options.prefix(convert::str_arg("prefix", &v)?);
-    }
-    if let Some(v) = option("layout")? {
-        let layout = convert::str_arg("layout", &v)?.parse();
-        options = options.layout(layout.map_err(|reason: String| errors::invalid(py, "layout", reason))?);
-    }
-    if let Some(v) = option("request_timeout")? {
-        options = options.request_timeout(convert::seconds_arg("request_timeout", &v)?);
-    }
-    if let Some(v) = option("close_timeout")? {
-        options = options.close_timeout(convert::seconds_arg("close_timeout", &v)?);
-    }
-    if let Some(v) = option("heal_deleted_keys")? {
-        let heal = v
-            .cast::<PyBool>()
-            .map_err(|_| convert::wrong_type("heal_deleted_keys", "bool", &v))?;
-        options = options.heal_deleted_keys(heal.is_true());
-    }
-    let path = |field: &str| option(field)?.map(|v| path_arg(field, &v)).transpose();
-    let tls = libregistry::TlsFiles {
-        ca_file: path("ca_file")?,
-        cert_file: path("cert_file")?,
-        key_file: path("key_file")?,
-    };
-    if tls != libregistry::TlsFiles::default() {
-        options = options.tls(tls);
-    }
-    let text = |field: &str| option(field)?.map(|v| convert::str_arg(field, &v)).transpose();
-    match (text("user")?, text("password")?) {
-        (Some(user), Some(password)) => Ok(options.credentials(user, password)),
-        (None, None) => Ok(options),
-        (Some(_), None) => Err(errors::invalid(py, "password", "user is given without it")),
-        (None, Some(_)) => Err(errors::invalid(py, "user", "password is given without it")),
-    }
-}
->>>>>>> layouts

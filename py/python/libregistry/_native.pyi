@@ -32,6 +32,7 @@ class Client:
         endpoints: Optional[Union[str, Sequence[str]]] = None,
         ttl: Optional[int] = None,
         prefix: Optional[str] = None,
+        layout: Optional[str] = None,
         request_timeout: Optional[float] = None,
         close_timeout: Optional[float] = None,
         heal_deleted_keys: Optional[bool] = None,
