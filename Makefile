@@ -11,7 +11,7 @@ ETCD_BETWEEN = 3.6.16 3.5.1
 ETCD = $(shell scripts/etcd-path.sh $(ETCD_PRIMARY) 2>/dev/null || scripts/etcd-path.sh)
 WHEEL = $(firstword $(wildcard dist/libregistry-*-manylinux_2_17_x86_64*.whl))
 
-.PHONY: setup build demo demo-steps test test-steps check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
+.PHONY: free-dist-builds setup build demo demo-steps test test-steps check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
 
 setup:
 	@scripts/setup.sh
@@ -40,15 +40,21 @@ demo-steps: setup
 	$(CARGO) run -p libregistry-tests --bin demo
 
 ## Everything the project tests (about 50 min on 2 cores from a clean clone): lint; the
-## release files built (make dist); every test on etcd 3.7.3 (Rust, C, C++, Python against
-## the built wheel, Go interop, the fault matrix), every docs code block, the release files checked as users
-## install them, a one-minute soak of random faults; every test but the soak on etcd 3.4.23;
+## release files built (make dist) and checked as users install them (make dist-check);
+## every test on etcd 3.7.3 (Rust, C, C++, Python against the built wheel, Go interop, the
+## fault matrix), every docs code block, a one-minute soak of random faults; every test but the soak on etcd 3.4.23;
 ## lifecycle, healing, discovery and the fault matrix on 3.6.16 and 3.5.1; a short fuzzing
 ## run of the value decoder; the tree left as it was.
 ## (scripts/heartbeat.py says when a step has printed nothing for 30 s.)
 test:
 	@scripts/heartbeat.py $(MAKE) --no-print-directory test-steps
-test-steps: setup lint dist test-full-$(ETCD_PRIMARY) test-docs dist-check soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
+test-steps: setup lint dist dist-check free-dist-builds test-full-$(ETCD_PRIMARY) test-docs soak-short test-full-$(ETCD_OLDEST) $(addprefix test-short-,$(ETCD_BETWEEN)) fuzz tree-clean
+
+## After dist-check: LOW_DISK=1 (set by .ci/run) removes the release builds behind dist/
+## (about 3 GB; the next `make dist` compiles them again), so the test builds that follow fit.
+free-dist-builds:
+	@if [ "$${LOW_DISK:-0}" = 1 ]; then echo "== LOW_DISK=1: removing the release builds behind dist/"; \
+	  rm -rf target/x86_64-unknown-linux-gnu target/package target/dist-stage; fi
 
 ## Day-to-day: lint and every Rust and C test on etcd 3.7.3 (about 8 min when built).
 check: setup lint
