@@ -49,6 +49,8 @@ fn number(arg: Option<String>, what: &str) -> u32 {
 fn log_to(dir: &std::path::Path, id: u32) {
     use tracing_subscriber::prelude::*;
     let path = dir.join(format!("provider-{id}.log"));
+    // Every provider creates it; the first one wins, the others find it.
+    let _ = std::fs::create_dir_all(dir);
     let file = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -428,6 +428,23 @@ impl Etcd {
             .expect("raw etcd client")
     }
 
+    /// One raw client per member, each talking to that member only.
+    pub async fn raw_each(&self) -> Vec<etcd_client::Client> {
+        let mut clients = Vec::new();
+        for endpoint in self.endpoints() {
+            let opts = self.access.apply(
+                etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(Duration::from_secs(2))
+                    .with_timeout(Duration::from_secs(5)),
+            );
+            let client = etcd_client::Client::connect([endpoint], Some(opts))
+                .await
+                .expect("raw etcd client of one member");
+            clients.push(client);
+        }
+        clients
+    }
+
     /// Waits until member `i` answers and is the process we started: the
     /// member behind the port must carry our unique name.
     pub async fn wait_member_ready(&self, i: usize) {

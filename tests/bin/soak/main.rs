@@ -107,7 +107,7 @@ impl Soak {
         )
         .await
         .map_err(|e| format!("checker: {e}"))?;
-        let raw = etcd.raw().await;
+        let raws = etcd.raw_each().await;
         Ok(Soak {
             stage: Stage {
                 etcd,
@@ -117,7 +117,7 @@ impl Soak {
             exe,
             providers,
             consumers,
-            checks: Checks::new(raw, watchers, checker),
+            checks: Checks::new(raws, watchers, checker),
             rng,
             report: Report::start(),
         })

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::invariants::{etcd_holds, watchers_match, Expected, Want};
+use harness::invariants::{etcd_holds_each, watchers_match, Expected, Want};
 use libregistry::{Client, Watcher};
 
 use crate::faults::Fault;
@@ -18,8 +18,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// What the invariants are checked against, and how often and how long
 /// checking took.
 pub struct Checks {
-    /// etcd, read directly.
-    raw: etcd_client::Client,
+    /// etcd, read directly: one client per member, all asked at once.
+    raws: Vec<etcd_client::Client>,
     /// Every consumer's watchers: each one's cache must equal a fresh `discover`.
     pub watchers: Vec<Watcher>,
     /// The client that makes those `discover`s.
@@ -37,10 +37,10 @@ pub struct Checks {
 }
 
 impl Checks {
-    /// Checks against etcd through `raw`, of `watchers`, with `checker`.
-    pub fn new(raw: etcd_client::Client, watchers: Vec<Watcher>, checker: Client) -> Checks {
+    /// Checks against etcd through `raws`, of `watchers`, with `checker`.
+    pub fn new(raws: Vec<etcd_client::Client>, watchers: Vec<Watcher>, checker: Client) -> Checks {
         Checks {
-            raw,
+            raws,
             watchers,
             checker,
             made: 0,
@@ -76,7 +76,7 @@ impl Checks {
         let t = Instant::now();
         let expected = Checks::expected(providers).await?;
         let asked = t.elapsed();
-        etcd_holds(&mut self.raw, "/soak", &expected).await?;
+        etcd_holds_each(&self.raws, "/soak", &expected).await?;
         let read = t.elapsed() - asked;
         let watchers: Vec<&Watcher> = self.watchers.iter().collect();
         let matched = watchers_match(&watchers, &self.checker, &expected).await;
@@ -123,7 +123,7 @@ impl Checks {
 
     /// Whether etcd holds no key of the soak's (once every process quit).
     pub async fn nothing_left(&mut self) -> Result<(), String> {
-        etcd_holds(&mut self.raw, "/soak", &Expected::new()).await
+        etcd_holds_each(&self.raws, "/soak", &Expected::new()).await
     }
 
     /// Closes the checking client.
