@@ -109,9 +109,11 @@ check "the venv imports libregistry $version from its own site-packages" \
 
 section "wheel: the Python test suite against the installed wheel"
 "${clean[@]}" "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7,<10"
-# The tests and the examples they run, without the package's source.
+# The tests, the examples they run and the README whose texts they check,
+# without the package's source.
 mkdir -p "$work/tree/tests" "$work/tree/examples"
 cp -r tests/python "$work/tree/tests/" && cp -r examples/python "$work/tree/examples/"
+cp README.md "$work/tree/"
 python_suite() {
   local status=0
   (cd "$work/tree" && "${clean[@]}" "$work/venv/bin/python" -m pytest tests/python -q -p no:cacheprovider \
