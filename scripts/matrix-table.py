@@ -3,7 +3,11 @@
 min–max of every figure it measures, as the Markdown table of
 docs/RELIABILITY.md.
 
-    scripts/matrix-table.py RUNS VERSION [VERSION ...]   e.g. 3 3.7.3 3.6.16 3.5.1 3.4.23
+    scripts/matrix-table.py RUNS VERSION [VERSION ...] [--from LOG ...]
+    e.g. scripts/matrix-table.py 3 3.7.3 3.6.16 3.5.1 3.4.23
+
+`--from LOG` adds the figures a saved output holds (a `make test` log runs
+the matrix once per version) to those of the RUNS new runs.
 
 Each run is `cargo test -p libregistry-tests --test fault_matrix` with that
 version's etcd (scripts/etcd-path.sh VERSION); the figures are the
@@ -25,6 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURE = re.compile(r"^fault-matrix: etcd (\S+) \| (.+?) \| (.+?): (\d+) ms$")
 
 
+def figures_in(text: str) -> List[Tuple[str, str, str, int]]:
+    """(version, case, what, ms) of every figure line in `text`."""
+    found = []
+    for line in text.splitlines():
+        m = FIGURE.match(line.strip())
+        if m:
+            found.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
+    return found
+
+
 def run(version: str) -> List[Tuple[str, str, int]]:
     etcd = subprocess.run(
         ["scripts/etcd-path.sh", version], cwd=ROOT, capture_output=True, text=True, check=True
@@ -38,12 +52,7 @@ def run(version: str) -> List[Tuple[str, str, int]]:
     )
     if done.returncode != 0:
         sys.exit(f"the fault matrix failed on etcd {version}:\n{done.stdout}\n{done.stderr}")
-    figures = []
-    for line in done.stdout.splitlines():
-        m = FIGURE.match(line.strip())
-        if m:
-            figures.append((m.group(2), m.group(3), int(m.group(4))))
-    return figures
+    return [(case, what, ms) for _, case, what, ms in figures_in(done.stdout)]
 
 
 def span(values: List[int]) -> str:
@@ -58,9 +67,17 @@ def main() -> int:
     if len(sys.argv) < 3:
         print(__doc__)
         return 2
-    runs, versions = int(sys.argv[1]), sys.argv[2:]
+    args = sys.argv[2:]
+    logs = args[args.index("--from") + 1 :] if "--from" in args else []
+    runs, versions = int(sys.argv[1]), args[: args.index("--from")] if logs else args
     table: Dict[Tuple[str, str], Dict[str, List[int]]] = defaultdict(lambda: defaultdict(list))
     order: List[Tuple[str, str]] = []
+    for log in logs:
+        for version, case, what, ms in figures_in(Path(log).read_text(errors="replace")):
+            if version in versions:
+                if (case, what) not in order:
+                    order.append((case, what))
+                table[(case, what)][version].append(ms)
     for version in versions:
         for n in range(runs):
             print(f"matrix-table: etcd {version}, run {n + 1} of {runs}", file=sys.stderr)
