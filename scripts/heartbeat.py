@@ -2,7 +2,10 @@
 """Runs a command and passes its output on line by line; when it has been
 silent for 30 s (a big crate compiling, a wheel being built, a long test),
 prints a line saying it is still running and what it last printed, so a
-long `make demo` or `make test` never looks stuck.
+long `make demo` or `make test` never looks stuck. A step's heading (a
+line starting with "== ") gets the time since the start, and the last line
+says how long the whole command took, so every pass's time can be read off
+the log.
 
     scripts/heartbeat.py COMMAND [ARGS...]
 
@@ -64,13 +67,23 @@ def main() -> int:
             continue
         if raw is None:
             break
+        if raw.startswith(b"== "):
+            raw = raw.rstrip(b"\n") + f"  [at {clock(time.monotonic() - started)}]\n".encode()
         out.write(raw)
         out.flush()
         last = time.monotonic()
         text = raw.decode(errors="replace").strip()
         if text:
             last_text = text
-    return child.wait()
+    status = child.wait()
+    out.write(f"== {'done' if status == 0 else f'failed (exit {status})'} after {clock(time.monotonic() - started)}\n".encode())
+    out.flush()
+    return status
+
+
+def clock(seconds: float) -> str:
+    """`12 min 5 s`."""
+    return f"{int(seconds) // 60} min {int(seconds) % 60} s"
 
 
 if __name__ == "__main__":
