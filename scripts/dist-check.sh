@@ -150,9 +150,9 @@ grep -v '^typedef' "$prefix/include/registry.h" | grep -oE '^[a-z].*[ *]registry
 check "exports exactly the $(wc -l < "$work/declared") functions of registry.h" \
   "diff '$work/declared' '$work/exported' >/dev/null || { diff '$work/declared' '$work/exported' | sed 's/^/    /'; false; }"
 check "the library has no debug sections; its .debug file has them and is linked" \
-  "! readelf -S '$lib' | grep -q '\.debug_' && readelf -S '$lib.debug' | grep -q '\.debug_line' \
-   && readelf --string-dump=.gnu_debuglink '$lib' | grep -q 'libregistry.so.$version.debug'"
-check "libregistry.a has no debug sections" "! readelf -S '$prefix/lib/libregistry.a' 2>/dev/null | grep -q '\.debug_'"
+  "! readelf -S '$lib' | grep '\.debug_' >/dev/null && readelf -S '$lib.debug' | grep '\.debug_line' >/dev/null \
+   && readelf --string-dump=.gnu_debuglink '$lib' | grep 'libregistry.so.$version.debug' >/dev/null"
+check "libregistry.a has no debug sections" "! readelf -S '$prefix/lib/libregistry.a' 2>/dev/null | grep '\.debug_' >/dev/null"
 check "registry.pc is relocatable (prefix=\${pcfiledir}/../..)" "grep -qx 'prefix=\${pcfiledir}/../..' '$prefix/lib/pkgconfig/registry.pc'"
 check "no file of the tarball names the repository ($root)" "! grep -rqF '$root' '$prefix/lib/pkgconfig' '$prefix/lib/cmake' '$prefix/include'"
 glibc=$(objdump -T "$prefix/bin/registry" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)
@@ -207,19 +207,19 @@ build_and_run_examples() { # WHERE DIR PKG_CONFIG_PATH CMAKE_PREFIX_PATH LIB_DIR
     "loads '$dir/provider_c' '$lib_dir/libregistry.so.$major'"
   check "$where: C, shared: registers and deregisters on etcd" "runs_against_etcd '$dir/provider_c'"
   check "$where: pkg-config --static --libs registry adds Libs.private" \
-    "\"\${pc[@]}\" --static --libs registry | grep -q -- '-lregistry -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc'"
+    "\"\${pc[@]}\" --static --libs registry | grep -- '-lregistry -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc' >/dev/null"
   check "$where: C, pkg-config registry-static: builds" \
     "cc -std=c99 -Wall -Wextra -Werror -o '$dir/provider_c_static' '$dir/provider.c' \$(\"\${pc[@]}\" --cflags --libs registry-static)"
-  check "$where: C, static: ldd shows no libregistry" "! ldd '$dir/provider_c_static' | grep -q libregistry"
+  check "$where: C, static: ldd shows no libregistry" "! ldd '$dir/provider_c_static' | grep libregistry >/dev/null"
   check "$where: C, static: registers and deregisters on etcd" "runs_against_etcd '$dir/provider_c_static'"
   check "$where: C++, CMake find_package(registry $version EXACT): configures and builds" \
     "cmake -S '$dir' -B '$dir/build' -DEXPECTED_VERSION=$version ${cmake_prefix:+-DCMAKE_PREFIX_PATH=$cmake_prefix} >'$dir/cmake.log' 2>&1 \
      && cmake --build '$dir/build' >>'$dir/cmake.log' 2>&1 || { tail -n 20 '$dir/cmake.log' | sed 's/^/    /'; false; }"
   check "$where: C++, registry::registry: registers and deregisters on etcd" "runs_against_etcd '$dir/build/provider_cpp'"
   check "$where: C++, registry::registry_static: no libregistry at run time; registers and deregisters" \
-    "! ldd '$dir/build/provider_cpp_static' | grep -q libregistry && runs_against_etcd '$dir/build/provider_cpp_static'"
+    "! ldd '$dir/build/provider_cpp_static' | grep libregistry >/dev/null && runs_against_etcd '$dir/build/provider_cpp_static'"
   check "$where: the builds name no path into the repository" \
-    "! grep -rqF '$root' '$dir/build/CMakeCache.txt' && ! \"\${pc[@]}\" --cflags --libs registry registry-static | grep -qF '$root'"
+    "! grep -rqF '$root' '$dir/build/CMakeCache.txt' && ! \"\${pc[@]}\" --cflags --libs registry registry-static | grep -F '$root' >/dev/null"
 }
 
 etcd_start "$work/etcd"
@@ -236,12 +236,12 @@ for deb in "$runtime_deb" "$dev_deb" "$bin_deb"; do
   check "lintian: no error in $(basename "$deb")" "[ $status = 0 ]"
 done
 check "libregistry$major: Depends $(dpkg-deb -f "$runtime_deb" Depends), Section libs" \
-  "[ \"\$(dpkg-deb -f '$runtime_deb' Section)\" = libs ] && dpkg-deb -f '$runtime_deb' Depends | grep -q '^libc6 (>= 2\.'"
+  "[ \"\$(dpkg-deb -f '$runtime_deb' Section)\" = libs ] && dpkg-deb -f '$runtime_deb' Depends | grep '^libc6 (>= 2\.' >/dev/null"
 check "libregistry-dev: Depends on libregistry$major (= $version), Section libdevel" \
-  "[ \"\$(dpkg-deb -f '$dev_deb' Section)\" = libdevel ] && dpkg-deb -f '$dev_deb' Depends | grep -qF 'libregistry$major (= $version)'"
+  "[ \"\$(dpkg-deb -f '$dev_deb' Section)\" = libdevel ] && dpkg-deb -f '$dev_deb' Depends | grep -F 'libregistry$major (= $version)' >/dev/null"
 check "libregistry-bin: Depends $(dpkg-deb -f "$bin_deb" Depends), Section net, holds /usr/bin/registry" \
-  "[ \"\$(dpkg-deb -f '$bin_deb' Section)\" = net ] && dpkg-deb -f '$bin_deb' Depends | grep -q '^libc6 (>= 2\.' \
-   && dpkg-deb -c '$bin_deb' | grep -q ' \./usr/bin/registry\$'"
+  "[ \"\$(dpkg-deb -f '$bin_deb' Section)\" = net ] && dpkg-deb -f '$bin_deb' Depends | grep '^libc6 (>= 2\.' >/dev/null \
+   && dpkg-deb -c '$bin_deb' | grep ' \./usr/bin/registry\$' >/dev/null"
 
 section "debs: dpkg -i, build, run, dpkg -r"
 if [ "$(id -u)" != 0 ]; then
