@@ -37,7 +37,7 @@ demo:
 	@scripts/heartbeat.py $(MAKE) --no-print-directory demo-steps
 demo-steps: setup
 	@echo "== demo: building (about 5 min on 2 cores the first time), then running"
-	$(CARGO) run -p libregistry-tests --bin demo
+	ETCD_BIN=$(ETCD) $(CARGO) run -p libregistry-tests --bin demo
 
 ## Everything the project tests (about 50 min on 2 cores from a clean clone): lint; the
 ## release files built (make dist) and checked as users install them (make dist-check);

@@ -41,11 +41,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         options = options.endpoints(etcd.endpoints()).ttl_secs(5);
     }
     let client = Client::connect(options).await?;
-    println!(
-        "== connected: lease {:x}, granted TTL {} s",
-        client.lease_id().unwrap_or(0),
-        client.granted_ttl_secs()
-    );
+    // The lease comes with the first registration: a client that only
+    // discovers never holds one.
+    println!("== connected (no lease yet: it is granted with the first registration)");
     client.on_event(|event| match event {
         Event::LeaseLost { lease_id, reason } => println!("   event: lease {lease_id:x} lost ({reason})"),
         Event::Restored { lease_id, registrations, outage } => println!(
@@ -62,7 +60,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .app_version("ahkfasgasdf")
         .build_time("2020-10-14T10:00:00Z");
     let registration = client.register(&service).await?;
-    println!("== registered {}", registration.key());
+    println!(
+        "== registered {} under lease {:x}, granted TTL {} s",
+        registration.key(),
+        client.lease_id().unwrap_or(0),
+        client.granted_ttl_secs()
+    );
     let endpoints = client.options().endpoints.clone();
     let mut raw = etcd_client::Client::connect(endpoints, None).await?;
     show(&mut raw).await;
