@@ -27,6 +27,8 @@ from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURE = re.compile(r"^fault-matrix: etcd (\S+) \| (.+?) \| (.+?): (\d+) ms$")
+SAW = re.compile(r"^fault-matrix: etcd (\S+) \| (.+?) \| consumers saw: through the proxies (.+); directly (.+)$")
+GAP = re.compile(r"up to (\d+) of \d+ missing for at most (\d+) ms")
 
 
 def figures_in(text: str) -> List[Tuple[str, str, str, int]]:
@@ -37,6 +39,30 @@ def figures_in(text: str) -> List[Tuple[str, str, str, int]]:
         if m:
             found.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
     return found
+
+
+def saw_in(text: str) -> List[Tuple[str, str, Tuple[int, int], Tuple[int, int]]]:
+    """(version, case, (missing, ms) through the proxies, the same directly) of
+    every "consumers saw" line in `text`; (0, 0): all there throughout."""
+    found = []
+    for line in text.splitlines():
+        m = SAW.match(line.strip())
+        if m:
+            parts = []
+            for said in (m.group(3), m.group(4)):
+                gap = GAP.search(said)
+                parts.append((int(gap.group(1)), int(gap.group(2))) if gap else (0, 0))
+            found.append((m.group(1), m.group(2), parts[0], parts[1]))
+    return found
+
+
+OUTPUTS: List[str] = []
+
+
+def case_number(case: str) -> int:
+    """1 for "1 leader killed", 4 for "4b ..."."""
+    m = re.match(r"\d+", case)
+    return int(m.group()) if m else 0
 
 
 def run(version: str) -> List[Tuple[str, str, int]]:
@@ -52,6 +78,7 @@ def run(version: str) -> List[Tuple[str, str, int]]:
     )
     if done.returncode != 0:
         sys.exit(f"the fault matrix failed on etcd {version}:\n{done.stdout}\n{done.stderr}")
+    OUTPUTS.append(done.stdout)
     return [(case, what, ms) for _, case, what, ms in figures_in(done.stdout)]
 
 
@@ -87,9 +114,32 @@ def main() -> int:
                 table[(case, what)][version].append(ms)
     print("| case | recovered | " + " | ".join(f"etcd {v}" for v in versions) + " |")
     print("|---|---|" + "---|" * len(versions))
-    for case, what in sorted(order, key=lambda k: (int(re.match(r"\d+", k[0]).group()), k[0], order.index(k))):
+    for case, what in sorted(order, key=lambda k: (case_number(k[0]), k[0], order.index(k))):
         cells = [span(table[(case, what)][v]) if table[(case, what)][v] else "" for v in versions]
         print(f"| {case} | {what} | " + " | ".join(cells) + " |")
+    # What consumers saw: the worst of the runs, through the proxies / directly.
+    texts = OUTPUTS + [Path(log).read_text(errors="replace") for log in logs]
+    worst: Dict[str, Dict[str, List[Tuple[int, int]]]] = defaultdict(dict)
+    for text in texts:
+        for version, case, proxied, direct in saw_in(text):
+            if version in versions:
+                old = worst[case].get(version, [(0, 0), (0, 0)])
+                worst[case][version] = [max(old[0], proxied), max(old[1], direct)]
+    if worst:
+        print()
+        print("| case | " + " | ".join(f"etcd {v}" for v in versions) + " |")
+        print("|---|" + "---|" * len(versions))
+        for case in sorted(worst, key=lambda c: (case_number(c), c)):
+            cells = []
+            for v in versions:
+                seen = worst[case].get(v)
+                if seen is None:
+                    cells.append("")
+                elif seen == [(0, 0), (0, 0)]:
+                    cells.append("all 100 throughout")
+                else:
+                    cells.append(" / ".join(f"≤ {n} missing ≤ {ms} ms" if n else "none missing" for n, ms in seen))
+            print(f"| {case} | " + " | ".join(cells) + " |")
     return 0
 
 
