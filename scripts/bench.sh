@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: builds the benchmark (release) with its Python and Go drivers,
-# runs every section against etcd 3.5 started on loopback, prints the table,
-# writes BENCHMARKS.md and draws BENCHMARKS.png (bench/python/plot.py).
+# runs every section against etcd 3.7.3 (ETCD_BIN picks another) started
+# on loopback, prints the table, writes BENCHMARKS.md and draws
+# BENCHMARKS.png (bench/python/plot.py).
 #   BENCH_QUICK=1 scripts/bench.sh   every section with tiny counts, output under target/bench/
 # Installs what it needs first: scripts/setup.sh, the Python package (pip
 # install ./py), the Python peer and matplotlib into .venv, the Go peer's
