@@ -56,16 +56,13 @@ def saw_in(text: str) -> List[Tuple[str, str, Tuple[int, int], Tuple[int, int]]]
     return found
 
 
-OUTPUTS: List[str] = []
-
-
 def case_number(case: str) -> int:
     """1 for "1 leader killed", 4 for "4b ..."."""
     m = re.match(r"\d+", case)
     return int(m.group()) if m else 0
 
 
-def run(version: str) -> List[Tuple[str, str, int]]:
+def run(version: str) -> str:
     etcd = subprocess.run(
         ["scripts/etcd-path.sh", version], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -78,8 +75,7 @@ def run(version: str) -> List[Tuple[str, str, int]]:
     )
     if done.returncode != 0:
         sys.exit(f"the fault matrix failed on etcd {version}:\n{done.stdout}\n{done.stderr}")
-    OUTPUTS.append(done.stdout)
-    return [(case, what, ms) for _, case, what, ms in figures_in(done.stdout)]
+    return done.stdout
 
 
 def span(values: List[int]) -> str:
@@ -97,18 +93,17 @@ def main() -> int:
     args = sys.argv[2:]
     logs = args[args.index("--from") + 1 :] if "--from" in args else []
     runs, versions = int(sys.argv[1]), args[: args.index("--from")] if logs else args
-    table: Dict[Tuple[str, str], Dict[str, List[int]]] = defaultdict(lambda: defaultdict(list))
-    order: List[Tuple[str, str]] = []
-    for log in logs:
-        for version, case, what, ms in figures_in(Path(log).read_text(errors="replace")):
-            if version in versions:
-                if (case, what) not in order:
-                    order.append((case, what))
-                table[(case, what)][version].append(ms)
+    # Every output to read: the saved logs, then RUNS new runs per version.
+    texts = [Path(log).read_text(errors="replace") for log in logs]
     for version in versions:
         for n in range(runs):
             print(f"matrix-table: etcd {version}, run {n + 1} of {runs}", file=sys.stderr)
-            for case, what, ms in run(version):
+            texts.append(run(version))
+    table: Dict[Tuple[str, str], Dict[str, List[int]]] = defaultdict(lambda: defaultdict(list))
+    order: List[Tuple[str, str]] = []
+    for text in texts:
+        for version, case, what, ms in figures_in(text):
+            if version in versions:
                 if (case, what) not in order:
                     order.append((case, what))
                 table[(case, what)][version].append(ms)
@@ -118,7 +113,6 @@ def main() -> int:
         cells = [span(table[(case, what)][v]) if table[(case, what)][v] else "" for v in versions]
         print(f"| {case} | {what} | " + " | ".join(cells) + " |")
     # What consumers saw: the worst of the runs, through the proxies / directly.
-    texts = OUTPUTS + [Path(log).read_text(errors="replace") for log in logs]
     worst: Dict[str, Dict[str, List[Tuple[int, int]]]] = defaultdict(dict)
     for text in texts:
         for version, case, proxied, direct in saw_in(text):

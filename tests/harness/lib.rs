@@ -418,26 +418,25 @@ impl Etcd {
 
     /// A raw etcd-client for checking what etcd holds, bypassing libregistry.
     pub async fn raw(&self) -> etcd_client::Client {
-        let opts = self.access.apply(
+        etcd_client::Client::connect(self.endpoints(), Some(self.raw_options()))
+            .await
+            .expect("raw etcd client")
+    }
+
+    /// How the raw clients connect: this cluster's TLS and auth, short deadlines.
+    fn raw_options(&self) -> etcd_client::ConnectOptions {
+        self.access.apply(
             etcd_client::ConnectOptions::new()
                 .with_connect_timeout(Duration::from_secs(2))
                 .with_timeout(Duration::from_secs(5)),
-        );
-        etcd_client::Client::connect(self.endpoints(), Some(opts))
-            .await
-            .expect("raw etcd client")
+        )
     }
 
     /// One raw client per member, each talking to that member only.
     pub async fn raw_each(&self) -> Vec<etcd_client::Client> {
         let mut clients = Vec::new();
         for endpoint in self.endpoints() {
-            let opts = self.access.apply(
-                etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_secs(2))
-                    .with_timeout(Duration::from_secs(5)),
-            );
-            let client = etcd_client::Client::connect([endpoint], Some(opts))
+            let client = etcd_client::Client::connect([endpoint], Some(self.raw_options()))
                 .await
                 .expect("raw etcd client of one member");
             clients.push(client);
