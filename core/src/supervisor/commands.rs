@@ -305,16 +305,22 @@ impl Supervisor {
             Some(_) => return Ok(()), // not withdrawn
         }
         self.ledger.orphans.remove(&key);
+        // The event follows the write, so a consumer that reads etcd on it
+        // finds the key (or healing has it, when the write failed).
+        let written = self.write_back(&key, until).await;
         tracing::info!(key, %reason, "registration reinstated");
-        self.events.emit(Event::Reinstated {
-            key: key.clone(),
-            reason,
-        });
-        let Some(entry) = self.ledger.get(&key) else {
+        self.events.emit(Event::Reinstated { key, reason });
+        written
+    }
+
+    /// Writes a reinstated key back under our lease (granting one first if
+    /// needed); on failure the key stays dirty and healing writes it.
+    async fn write_back(&mut self, key: &str, until: Instant) -> Result<()> {
+        let Some(entry) = self.ledger.get(key) else {
             return Ok(());
         };
         let entry = NewEntry {
-            key: key.clone(),
+            key: key.to_string(),
             name: entry.name.clone(),
             value: entry.value.clone(),
         };
@@ -327,7 +333,7 @@ impl Supervisor {
         let lease = self.lease_id();
         match self.put_chunk(&[&entry], lease, until).await {
             Ok((rev, taken)) => {
-                self.ledger.record_written([key.as_str()], rev, lease);
+                self.ledger.record_written([key], rev, lease);
                 for (key, from_lease) in taken {
                     self.events.emit(Event::TookOver { key, from_lease });
                 }
