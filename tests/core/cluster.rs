@@ -156,3 +156,113 @@ async fn a_member_killed_under_requests_costs_no_call_its_deadline() {
     );
     client.close().await.unwrap();
 }
+
+/// Keys deregistered while quorum was lost (and with it the client's
+/// lease) are deleted as soon as etcd serves again, before the client
+/// rewrites its live keys under a new lease: a consumer never watches the
+/// dead stay listed through the rewrite.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_deregistered_during_quorum_loss_go_before_the_live_are_rewritten() {
+    const LIVE: usize = 600;
+    const GONE: usize = 5;
+    let mut etcd = Etcd::cluster(3).await;
+    let client = Client::connect(
+        Options::new()
+            .endpoints(etcd.endpoints())
+            .ttl_secs(TTL)
+            .request_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let live: Vec<Service> = (0..LIVE)
+        .map(|i| Service::new("quorum", format!("10.1.{}.{}:80", i / 250, i % 250)))
+        .collect();
+    let gone: Vec<Service> = (0..GONE)
+        .map(|i| Service::new("quorum", format!("10.9.0.{i}:80")))
+        .collect();
+    let _live_regs = client.register_many(&live).await.unwrap();
+    let gone_regs = client.register_many(&gone).await.unwrap();
+    let old_lease = client.lease_id().unwrap();
+    let mut events = client.events();
+    let mut raw = etcd.raw().await;
+    let before = raw
+        .get("/", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+
+    // Quorum lost for longer than the TTL: the client gives its lease up.
+    etcd.members[1].kill();
+    etcd.members[2].kill();
+    let lost = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.next().await {
+            if matches!(event, libregistry::Event::LeaseLost { lease_id, .. } if lease_id == old_lease) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(lost.is_ok(), "the client did not give its lease up");
+    for reg in &gone_regs {
+        assert!(reg.deregister().await.is_err(), "etcd had no quorum");
+    }
+    etcd.members[1].start_again();
+    etcd.members[2].start_again();
+    etcd.wait_member_ready(1).await;
+    etcd.wait_member_ready(2).await;
+    let mut live_keys: Vec<String> = live.iter().map(|s| client.key_of(s)).collect();
+    live_keys.sort(); // as etcd lists them
+    let live_keys: Vec<&str> = live_keys.iter().map(String::as_str).collect();
+    wait_until(Duration::from_secs(15), "live keys rewritten", || {
+        etcd.holds_exactly(&live_keys, client.lease_id())
+    })
+    .await;
+
+    // etcd's history since: when the dead went, when the rewrite began.
+    let new_lease = client.lease_id().unwrap();
+    let mut history = raw
+        .watch(
+            "/quorum/",
+            Some(
+                etcd_client::WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(before + 1),
+            ),
+        )
+        .await
+        .unwrap();
+    let gone_keys: Vec<String> = gone.iter().map(|s| client.key_of(s)).collect();
+    let (mut deleted_at, mut first_rewrite) = (Vec::new(), None::<i64>);
+    while deleted_at.len() < GONE || first_rewrite.is_none() {
+        let resp = tokio::time::timeout(Duration::from_secs(5), history.message())
+            .await
+            .expect("etcd's history")
+            .unwrap()
+            .unwrap();
+        for event in resp.events() {
+            let kv = event.kv().unwrap();
+            let key = kv.key_str().unwrap();
+            match event.event_type() {
+                etcd_client::EventType::Delete if gone_keys.iter().any(|k| k == key) => {
+                    deleted_at.push(kv.mod_revision())
+                }
+                etcd_client::EventType::Put if kv.lease() == new_lease => {
+                    first_rewrite.get_or_insert(kv.mod_revision());
+                }
+                _ => {}
+            }
+        }
+    }
+    let last_delete = *deleted_at.iter().max().unwrap();
+    let first_rewrite = first_rewrite.unwrap();
+    println!(
+        "cluster[quorum lost]: {GONE} keys deregistered meanwhile deleted by revision {last_delete}, the {LIVE} live ones rewritten from revision {first_rewrite}"
+    );
+    assert!(
+        last_delete < first_rewrite,
+        "the dead were deleted at {deleted_at:?}, after the rewrite began at {first_rewrite}"
+    );
+    client.close().await.unwrap();
+}

@@ -1,6 +1,7 @@
-//! Healing: a new lease when ours is lost, our keys read back and put right
-//! (a transaction per 128 keys), late writes of ours removed, former leases
-//! revoked. A failed step is retried after a jittered backoff.
+//! Healing: a new lease when ours is lost, keys deregistered meanwhile
+//! removed, our keys read back and put right (a transaction per 128 keys),
+//! late writes of ours removed, former leases revoked. A failed step is
+//! retried after a jittered backoff.
 
 use std::collections::HashMap;
 
@@ -8,9 +9,10 @@ use etcd_client::{Compare, CompareOp, TxnOp};
 use tokio::time::Instant;
 
 use super::ledger::Found;
-use super::{jitter, Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
+use super::{Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
 use crate::error::{Error, Result};
 use crate::events::{Event, LostReason};
+use crate::jitter::jitter;
 use crate::requests::is_lease_missing;
 
 /// Keys per page when reading a service name's keys (with values: ~400
@@ -62,6 +64,11 @@ impl Supervisor {
             self.open_watch().await?;
             self.ledger.recheck_everything();
         }
+        // Keys deregistered during the outage go first: rewriting every live
+        // key takes a while, and consumers should not see the dead meanwhile.
+        if !self.ledger.orphans.is_empty() {
+            self.delete_orphans().await?;
+        }
         if !self.ledger.dirty.is_empty() || !self.ledger.sweep.is_empty() {
             if let Err(e) = self.reconcile_dirty().await {
                 // Our lease vanished (revoked, or etcd wiped) before keepalive noticed.
@@ -74,7 +81,7 @@ impl Supervisor {
             }
         }
         if !self.ledger.orphans.is_empty() {
-            self.delete_orphans().await?;
+            self.delete_orphans().await?; // late writes the sweep found
         }
         self.revoke_former_leases().await
     }
@@ -206,18 +213,18 @@ impl Supervisor {
     }
 
     /// Deletes keys we may have left behind, each only while it is still
-    /// under our lease: never another process's.
+    /// under a lease of ours (the current one or one lost but not yet
+    /// revoked): never another process's.
     async fn delete_orphans(&mut self) -> Result<()> {
         let timeout = self.opts.request_timeout;
-        let lease = self.lease_id();
+        let mut ours: Vec<i64> = self.lease.map(|l| l.id).into_iter().collect();
+        ours.extend(&self.leases_to_revoke);
         while let Some(key) = self.ledger.orphans.first().cloned() {
-            if self.ledger.holds(&key) {
+            if self.ledger.holds(&key) || ours.is_empty() {
                 self.ledger.orphans.remove(&key);
-                continue; // registered (or restored) again meanwhile
+                continue; // registered (or restored) again meanwhile, or no lease of ours lives
             }
-            let txn = etcd_client::Txn::new()
-                .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
-                .and_then([TxnOp::delete(key.as_str(), None)]);
+            let txn = delete_if_under_any(&key, &ours);
             self.etcd
                 .txn("removing a leftover key", timeout, txn)
                 .await?;
@@ -225,4 +232,22 @@ impl Supervisor {
         }
         Ok(())
     }
+}
+
+/// A transaction deleting `key` if it is under one of `leases` (not empty):
+/// one comparison per level, the next lease tried in the else branch
+/// (etcd has nested transactions since 3.3).
+fn delete_if_under_any(key: &str, leases: &[i64]) -> etcd_client::Txn {
+    let delete_under = |lease: i64| {
+        etcd_client::Txn::new()
+            .when([Compare::lease(key, CompareOp::Equal, lease)])
+            .and_then([TxnOp::delete(key, None)])
+    };
+    let (&last, others) = leases.split_last().expect("at least one lease");
+    others
+        .iter()
+        .rev()
+        .fold(delete_under(last), |inner, &lease| {
+            delete_under(lease).or_else([TxnOp::txn(inner)])
+        })
 }
