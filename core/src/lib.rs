@@ -31,6 +31,7 @@ mod error;
 pub mod events;
 pub mod health;
 pub mod instance;
+mod jitter;
 mod keepalive;
 pub mod logs;
 mod members;

@@ -31,7 +31,7 @@ use harness::proxy::Proxy;
 use harness::Etcd;
 use libregistry::{Client, Options};
 use provider::{ChurnTask, Provider, Shape};
-use report::{Checks, Ran, Report};
+use report::{Checks, Ran, Recovery, Report};
 use rng::Rng;
 
 const PROCESSES: u32 = 10;
@@ -197,8 +197,8 @@ impl Soak {
             .converge(&mut self.providers, RECOVERY_LIMIT)
             .await
         {
-            Ok(_) => {
-                let took = ended.elapsed();
+            Ok(began) => {
+                let took = Recovery::since(ended, began);
                 // etcd may elect a leader again after it served: an outage
                 // of etcd's own inside our figure, worth naming.
                 let before = elections_before.await.unwrap_or(0);
@@ -213,7 +213,7 @@ impl Soak {
                     ));
                 }
                 self.report.recovered(fault, took);
-                let late = if fault.keeps_data() && took > TARGET {
+                let late = if fault.keeps_data() && took.to_end > TARGET {
                     // Say what the failed checks saw, and how long each took.
                     let trail: Vec<String> = self
                         .checks
@@ -232,10 +232,11 @@ impl Soak {
                     String::new()
                 };
                 self.report.log(&format!(
-                    "{} ({detail}) held {} ms: recovered {} ms after it ended{late}",
+                    "{} ({detail}) held {} ms: recovered {} ms after it ended (the passing check began at {} ms){late}",
                     fault.name(),
                     hold.as_millis(),
-                    took.as_millis()
+                    took.to_end.as_millis(),
+                    took.to_start.as_millis()
                 ));
             }
             Err(e) => self.report.violation(format!(
@@ -302,7 +303,7 @@ impl Soak {
             .converge(&mut self.providers, RECOVERY_LIMIT)
             .await
         {
-            Ok(_) => self.report.calmed(ended.elapsed()),
+            Ok(began) => self.report.calmed(Recovery::since(ended, began)),
             Err(e) => self
                 .report
                 .violation(format!("calm: invariants do not hold: {e}")),

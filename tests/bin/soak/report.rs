@@ -89,12 +89,14 @@ impl Checks {
         matched
     }
 
-    /// Checks until the invariants hold; how long that took, or the last failure.
+    /// Checks until the invariants hold; when the passing check began (the
+    /// state it found right was reached between the last failed check's
+    /// start and the passing check's end), or the last failure.
     pub async fn converge(
         &mut self,
         providers: &mut [Provider],
         limit: Duration,
-    ) -> Result<Duration, String> {
+    ) -> Result<Instant, String> {
         self.made += 1;
         self.trail.clear();
         let start = Instant::now();
@@ -104,7 +106,7 @@ impl Checks {
                 Ok(()) => {
                     // The figures end when a check has passed: say how long one takes.
                     self.longest = self.longest.max(attempt.elapsed());
-                    return Ok(start.elapsed());
+                    return Ok(attempt);
                 }
                 Err(e) => e,
             };
@@ -132,19 +134,56 @@ impl Checks {
     }
 }
 
+/// How long the invariants took to hold again: to the end of the first
+/// passing check (the figure judged against the target), and to its start.
+#[derive(Debug, Clone, Copy)]
+pub struct Recovery {
+    pub to_end: Duration,
+    pub to_start: Duration,
+}
+
+impl Recovery {
+    /// The invariants held `ended` ago, at a check that began at `began`,
+    /// after something ended at `from`.
+    pub fn since(from: Instant, began: Instant) -> Recovery {
+        Recovery {
+            to_end: from.elapsed(),
+            to_start: began.saturating_duration_since(from),
+        }
+    }
+}
+
 /// Recoveries from one kind of fault (or from the calm spells).
 #[derive(Debug, Default)]
 struct Figures {
     count: u32,
     worst: Duration,
     total: Duration,
+    /// The same, to the start of the passing check.
+    worst_to_start: Duration,
+    total_to_start: Duration,
 }
 
 impl Figures {
-    fn add(&mut self, took: Duration) {
+    fn add(&mut self, r: Recovery) {
         self.count += 1;
-        self.worst = self.worst.max(took);
-        self.total += took;
+        self.worst = self.worst.max(r.to_end);
+        self.total += r.to_end;
+        self.worst_to_start = self.worst_to_start.max(r.to_start);
+        self.total_to_start += r.to_start;
+    }
+
+    /// Count, worst and mean to the end, worst and mean to the start.
+    fn row(&self, name: &str) -> String {
+        let n = self.count.max(1);
+        format!(
+            "soak: {name:<34} {:>6} {:>10} {:>10} {:>12} {:>12}",
+            self.count,
+            self.worst.as_millis(),
+            (self.total / n).as_millis(),
+            self.worst_to_start.as_millis(),
+            (self.total_to_start / n).as_millis()
+        )
     }
 }
 
@@ -198,12 +237,12 @@ impl Report {
     }
 
     /// The invariants held again `took` after `fault` ended.
-    pub fn recovered(&mut self, fault: Fault, took: Duration) {
+    pub fn recovered(&mut self, fault: Fault, took: Recovery) {
         self.figures.entry(fault).or_default().add(took);
     }
 
     /// The invariants held again `took` after a calm spell.
-    pub fn calmed(&mut self, took: Duration) {
+    pub fn calmed(&mut self, took: Recovery) {
         self.calm.add(took);
     }
 
@@ -227,25 +266,13 @@ impl Report {
             checks.watchers.len()
         );
         println!(
-            "soak: {:<34} {:>6} {:>10} {:>10}",
-            "fault", "count", "worst ms", "mean ms"
+            "soak: {:<34} {:>6} {:>10} {:>10} {:>12} {:>12}",
+            "fault", "count", "worst ms", "mean ms", "worst start", "mean start"
         );
         for (fault, f) in &self.figures {
-            println!(
-                "soak: {:<34} {:>6} {:>10} {:>10}",
-                fault.name(),
-                f.count,
-                f.worst.as_millis(),
-                (f.total / f.count.max(1)).as_millis()
-            );
+            println!("{}", f.row(fault.name()));
         }
-        println!(
-            "soak: {:<34} {:>6} {:>10} {:>10}",
-            "calm (churn only)",
-            self.calm.count,
-            self.calm.worst.as_millis(),
-            (self.calm.total / self.calm.count.max(1)).as_millis()
-        );
+        println!("{}", self.calm.row("calm (churn only)"));
         println!(
             "soak: churn: {} registered ({} failed), {} deregistered ({} failed)",
             self.churned.registered,
@@ -254,7 +281,7 @@ impl Report {
             self.churned.deregister_failed
         );
         println!(
-            "soak: recovery is timed to the end of the first passing check; a passing check took up to {} ms",
+            "soak: recovery is timed to the end of the first passing check (\"start\": to its start); a passing check took up to {} ms",
             checks.longest.as_millis()
         );
         println!(
