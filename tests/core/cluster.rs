@@ -8,17 +8,22 @@ use libregistry::{Client, Options, Service};
 
 const TTL: u32 = 2;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn survives_losing_its_member_and_the_leader() {
-    let mut etcd = Etcd::cluster(3).await;
-    let client = Client::connect(
+/// A client of every member, TTL 2 s, requests with a 1 s deadline.
+async fn connect(etcd: &Etcd) -> Client {
+    Client::connect(
         Options::new()
             .endpoints(etcd.endpoints())
             .ttl_secs(TTL)
             .request_timeout(Duration::from_secs(1)),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn survives_losing_its_member_and_the_leader() {
+    let mut etcd = Etcd::cluster(3).await;
+    let client = connect(&etcd).await;
     let keys = ["/micro/127.0.0.1:4000", "/micro/127.0.0.1:4001"];
     client
         .register_many(&[
@@ -166,14 +171,7 @@ async fn keys_deregistered_during_quorum_loss_go_before_the_live_are_rewritten()
     const LIVE: usize = 600;
     const GONE: usize = 5;
     let mut etcd = Etcd::cluster(3).await;
-    let client = Client::connect(
-        Options::new()
-            .endpoints(etcd.endpoints())
-            .ttl_secs(TTL)
-            .request_timeout(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let client = connect(&etcd).await;
     let live: Vec<Service> = (0..LIVE)
         .map(|i| Service::new("quorum", format!("10.1.{}.{}:80", i / 250, i % 250)))
         .collect();
