@@ -102,6 +102,16 @@ impl Client {
         self.inner.keepalives_sent()
     }
 
+    /// What the client has done so far (see [`crate::Client::metrics`]).
+    pub fn metrics(&self) -> crate::Metrics {
+        self.inner.metrics()
+    }
+
+    /// The metrics in Prometheus's text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
     /// The options in force.
     pub fn options(&self) -> &Resolved {
         self.inner.options()

@@ -17,6 +17,7 @@ use crate::events::{Event, EventBus, EventStream};
 use crate::health::{self, Checked, Standing};
 use crate::instance::Instance;
 use crate::members::Members;
+use crate::metrics::{Metrics, Recorder};
 use crate::options::{Options, Resolved};
 use crate::pick::PickPolicy;
 use crate::requests::BoundedEtcd;
@@ -94,7 +95,9 @@ impl Client {
                         .with_user(creds.user.clone(), creds.password.expose())
                         .with_auto_token_refresh(true);
                 }
-                let etcd = BoundedEtcd::new(Members::new(&resolved.endpoints, connect));
+                let recorder = Arc::new(Recorder::default());
+                let members = Members::new(&resolved.endpoints, connect, recorder);
+                let etcd = BoundedEtcd::new(members);
                 // No lease yet (one is granted for the first registration),
                 // but a client that cannot reach etcd fails now, not later.
                 etcd.probe(resolved.request_timeout).await?;
@@ -313,12 +316,33 @@ impl Client {
 
     /// Keepalive requests sent so far (one stream, one request every TTL/3).
     pub fn keepalives_sent(&self) -> u64 {
-        self.inner.status.keepalives_sent.load(Ordering::Relaxed)
+        self.inner
+            .etcd
+            .recorder()
+            .keepalives_sent
+            .load(Ordering::Relaxed)
     }
 
     /// How many registrations the client currently holds.
     pub fn registration_count(&self) -> u64 {
-        self.inner.status.registrations.load(Ordering::Relaxed)
+        self.inner
+            .etcd
+            .recorder()
+            .registrations
+            .load(Ordering::Relaxed)
+    }
+
+    /// What the client has done so far: registrations, leases granted and
+    /// lost, healing, keepalive round trips, requests by kind and outcome,
+    /// watchers, time in outage. Names as Prometheus writes them, the same
+    /// in C and Python.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.etcd.recorder().snapshot()
+    }
+
+    /// [`Client::metrics`] in Prometheus's text format, for a `/metrics` page.
+    pub fn metrics_text(&self) -> String {
+        self.metrics().to_text()
     }
 
     /// The options in force (after environment and defaults).

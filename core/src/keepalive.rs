@@ -11,7 +11,6 @@
 //! The supervisor publishes the current lease through a `watch` channel; this
 //! task reports a loss (with its reason) and then waits for the next lease.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::events::LostReason;
 use crate::members::Members;
+use crate::metrics::Recorder;
 use crate::requests::is_member_trouble;
 
 /// Shortest wait for a keepalive answer; below this a busy etcd looks dead.
@@ -38,7 +38,6 @@ pub(crate) async fn run(
     members: Arc<Members>,
     mut lease_rx: watch::Receiver<Option<LeaseToKeep>>,
     lost_tx: mpsc::UnboundedSender<(i64, LostReason)>,
-    sent: Arc<AtomicU64>,
 ) {
     loop {
         let lease = loop {
@@ -49,7 +48,7 @@ pub(crate) async fn run(
                 return;
             }
         };
-        let Some(reason) = keep(&members, lease, &mut lease_rx, &sent).await else {
+        let Some(reason) = keep(&members, lease, &mut lease_rx).await else {
             continue; // replaced or withdrawn by the supervisor
         };
         tracing::warn!(lease = format_args!("{:x}", lease.id), %reason, "lease lost");
@@ -88,8 +87,8 @@ async fn keep(
     members: &Members,
     lease: LeaseToKeep,
     lease_rx: &mut watch::Receiver<Option<LeaseToKeep>>,
-    sent: &AtomicU64,
 ) -> Option<LostReason> {
+    let sent = members.recorder().as_ref();
     let interval = Duration::from_millis(u64::from(lease.ttl_secs) * 1000 / 3);
     let answer_deadline = interval.max(MIN_ANSWER_DEADLINE);
     let mut open = match open(members, lease.id, Instant::now() + answer_deadline, sent).await {
@@ -157,17 +156,21 @@ async fn ask(
     open: &mut Stream,
     endpoint: &str,
     until: Instant,
-    sent: &AtomicU64,
+    sent: &Recorder,
 ) -> Result<(), Failure> {
+    let asked = Instant::now();
     if let Err(e) = open.keeper.keep_alive().await {
         return Err(classify(e, endpoint));
     }
-    sent.fetch_add(1, Ordering::Relaxed);
+    Recorder::add(&sent.keepalives_sent, 1);
     match tokio::time::timeout_at(until, open.stream.message()).await {
         Err(_) => Err(Failure::Member(format!(
             "no keepalive answer from {endpoint} in time"
         ))),
-        Ok(answer) => answer_status(answer, endpoint).map_or(Ok(()), Err),
+        Ok(answer) => {
+            sent.keepalive_answered(asked.elapsed());
+            answer_status(answer, endpoint).map_or(Ok(()), Err)
+        }
     }
 }
 
@@ -178,7 +181,7 @@ async fn open(
     members: &Members,
     lease: i64,
     until: Instant,
-    sent: &AtomicU64,
+    sent: &Recorder,
 ) -> Result<Stream, LostReason> {
     let mut last = LostReason::Timeout;
     loop {
@@ -198,7 +201,7 @@ async fn open(
                 }
             })?;
             // Opening the stream sends the first keepalive and waits for its answer.
-            sent.fetch_add(1, Ordering::Relaxed);
+            Recorder::add(&sent.keepalives_sent, 1);
             client
                 .lease_client()
                 .keep_alive(lease)

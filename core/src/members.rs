@@ -11,12 +11,13 @@
 //! only knows whether a connection is up.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::metrics::Recorder;
 
 /// How long a member is passed over after its first failure; doubled for
 /// each failure in a row.
@@ -45,13 +46,20 @@ pub(crate) struct Members {
     options: etcd_client::ConnectOptions,
     /// The member requests go to while it answers.
     current: AtomicUsize,
+    /// The client's counters (failovers here; requests and keepalives by
+    /// those who hold the members).
+    recorder: Arc<Recorder>,
 }
 
 impl Members {
     /// The members of `endpoints`. Each client starts on a member of its
     /// own (chosen at random), so that a fleet sharing one endpoint list
     /// spreads over the cluster instead of all talking to its first member.
-    pub(crate) fn new(endpoints: &[String], options: etcd_client::ConnectOptions) -> Members {
+    pub(crate) fn new(
+        endpoints: &[String],
+        options: etcd_client::ConnectOptions,
+        recorder: Arc<Recorder>,
+    ) -> Members {
         let start = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -69,7 +77,12 @@ impl Members {
                 .collect(),
             options,
             current: AtomicUsize::new(start),
+            recorder,
         }
+    }
+
+    pub(crate) fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -129,6 +142,7 @@ impl Members {
 
     /// `member` failed or did not answer in time: pass it over for a while.
     pub(crate) fn failed(&self, member: usize, why: &str) {
+        Recorder::add(&self.recorder.member_failovers, 1);
         let mut health = self.health(member);
         health.strikes = health.strikes.saturating_add(1);
         let avoid = FIRST_AVOIDANCE

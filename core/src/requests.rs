@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::error::{from_member, Error, Result};
 use crate::members::Members;
+use crate::metrics::{Outcome, Recorder, RequestKind};
 
 /// Longest pause between two tries while every member is passed over.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -46,13 +47,18 @@ impl BoundedEtcd {
         &self.members
     }
 
+    /// The client's counters.
+    pub(crate) fn recorder(&self) -> &Arc<Recorder> {
+        self.members.recorder()
+    }
+
     pub(crate) async fn txn(
         &self,
         op: &'static str,
         after: Duration,
         txn: Txn,
     ) -> Result<TxnResponse> {
-        self.request(op, after, |client| {
+        self.request(RequestKind::Txn, op, after, |client| {
             let txn = txn.clone();
             async move { client.kv_client().txn(txn).await }
         })
@@ -65,7 +71,7 @@ impl BoundedEtcd {
         after: Duration,
         prefix: &str,
     ) -> Result<GetResponse> {
-        self.request(op, after, |client| {
+        self.request(RequestKind::Range, op, after, |client| {
             let prefix = prefix.to_string();
             async move {
                 let options = GetOptions::new().with_prefix();
@@ -101,7 +107,7 @@ impl BoundedEtcd {
             }
             let left = until.saturating_duration_since(Instant::now());
             let read = self
-                .request(op, left, |client| {
+                .request(RequestKind::Range, op, left, |client| {
                     let (from, options) = (from.clone(), options.clone());
                     async move { client.kv_client().get(from, Some(options)).await }
                 })
@@ -146,7 +152,7 @@ impl BoundedEtcd {
             let key = key.clone();
             reads.spawn(async move {
                 let got = etcd
-                    .request(op, after, |client| {
+                    .request(RequestKind::Range, op, after, |client| {
                         let key = key.clone();
                         async move { client.kv_client().get(key, None).await }
                     })
@@ -167,7 +173,7 @@ impl BoundedEtcd {
     /// read the key still proves the cluster answers.
     pub(crate) async fn probe(&self, after: Duration) -> Result<()> {
         let result = self
-            .request("connect", after, |client| async move {
+            .request(RequestKind::Range, "connect", after, |client| async move {
                 let options = GetOptions::new().with_count_only();
                 client.kv_client().get("health", Some(options)).await
             })
@@ -182,16 +188,19 @@ impl BoundedEtcd {
     }
 
     pub(crate) async fn grant(&self, after: Duration, ttl_secs: i64) -> Result<LeaseGrantResponse> {
-        self.request("lease grant", after, |client| async move {
-            client.lease_client().grant(ttl_secs, None).await
-        })
+        self.request(
+            RequestKind::LeaseGrant,
+            "lease grant",
+            after,
+            |client| async move { client.lease_client().grant(ttl_secs, None).await },
+        )
         .await
     }
 
     /// Revokes `id`; a lease etcd no longer knows counts as revoked.
     pub(crate) async fn revoke(&self, op: &'static str, after: Duration, id: i64) -> Result<()> {
         let result = self
-            .request(op, after, |client| async move {
+            .request(RequestKind::LeaseRevoke, op, after, |client| async move {
                 client.lease_client().revoke(id).await
             })
             .await;
@@ -209,11 +218,34 @@ impl BoundedEtcd {
         key: &str,
         options: WatchOptions,
     ) -> Result<WatchStream> {
-        self.request(op, after, |client| {
+        self.request(RequestKind::Watch, op, after, |client| {
             let (key, options) = (key.to_string(), options.clone());
             async move { client.watch_client().watch(key, Some(options)).await }
         })
         .await
+    }
+
+    /// Runs `attempt` as [`BoundedEtcd::try_members`] does, and counts
+    /// how it ended under `kind`.
+    pub(crate) async fn request<T, F, Fut>(
+        &self,
+        kind: RequestKind,
+        op: &'static str,
+        after: Duration,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(etcd_client::Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let result = self.try_members(op, after, attempt).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(Error::Timeout { .. }) => Outcome::Timeout,
+            Err(_) => Outcome::Error,
+        };
+        self.recorder().request(kind, outcome);
+        result
     }
 
     /// Runs `attempt` on a member until one answers (an answer may be an
@@ -221,7 +253,7 @@ impl BoundedEtcd {
     /// A member that fails, or does not answer within a third of `after`
     /// while another member could, is passed over and the attempt made on
     /// another.
-    pub(crate) async fn request<T, F, Fut>(
+    async fn try_members<T, F, Fut>(
         &self,
         op: &'static str,
         after: Duration,

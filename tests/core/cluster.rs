@@ -262,5 +262,9 @@ async fn keys_deregistered_during_quorum_loss_go_before_the_live_are_rewritten()
         last_delete < first_rewrite,
         "the dead were deleted at {deleted_at:?}, after the rewrite began at {first_rewrite}"
     );
+    let removed = client
+        .metrics()
+        .get("libregistry_orphan_keys_removed_total");
+    assert_eq!(removed, Some(GONE as f64), "counted in the metrics");
     client.close().await.unwrap();
 }

@@ -14,6 +14,7 @@ use super::cache::{decode, Cached, Shared};
 use super::changes::{Change, ChangeQueue};
 use crate::error::{Error, Result};
 use crate::jitter::jitter;
+use crate::metrics::Recorder;
 use crate::requests::BoundedEtcd;
 use crate::wire::Layout;
 
@@ -36,12 +37,14 @@ pub(crate) struct Follow {
 
 impl Follow {
     pub async fn run(mut self, mut revision: i64) {
+        let _counted = self.etcd.recorder().watcher_running();
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = tokio::time::Instant::now();
             if let Err(e) = self.follow_from(revision + 1).await {
                 tracing::debug!(service = %self.name, error = %e, "watch interrupted; listing again");
             }
+            Recorder::add(&self.etcd.recorder().watch_restarts, 1);
             if started.elapsed() > Duration::from_secs(5) {
                 backoff = FIRST_BACKOFF; // it had been healthy: come back quickly
             }

@@ -13,6 +13,7 @@ use super::{Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
 use crate::error::{Error, Result};
 use crate::events::{Event, LostReason};
 use crate::jitter::jitter;
+use crate::metrics::Recorder;
 use crate::requests::is_lease_missing;
 
 /// Keys per page when reading a service name's keys (with values: ~400
@@ -25,11 +26,13 @@ impl Supervisor {
     /// One healing step: lease, then dirty keys, orphans and the watch. On
     /// failure, retries after a jittered exponential backoff capped at ~0.6 s.
     pub(super) async fn heal(&mut self) {
+        Recorder::add(&self.etcd.recorder().heal_attempts, 1);
         match self.heal_once().await {
             Ok(()) => {
                 self.backoff = FIRST_BACKOFF;
                 if !self.needs_healing() {
                     if let Some(since) = self.outage_since.take() {
+                        self.etcd.recorder().outage_ended();
                         let lease_id = self.lease_id();
                         let outage = since.elapsed();
                         tracing::info!(
@@ -46,6 +49,7 @@ impl Supervisor {
                 }
             }
             Err(e) => {
+                Recorder::add(&self.etcd.recorder().heal_failures, 1);
                 tracing::debug!(error = %e, "healing step failed; retrying");
                 self.retry_at = Instant::now() + jitter(self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -166,6 +170,7 @@ impl Supervisor {
         let plan = self
             .ledger
             .plan_chunk(keys, read, lease, self.opts.heal_deleted_keys);
+        Recorder::add(&self.etcd.recorder().conflicts, plan.conflicts.len() as u64);
         for (key, other_lease) in plan.conflicts {
             tracing::warn!(
                 key,
@@ -201,6 +206,8 @@ impl Supervisor {
             return Err(Error::Etcd("registrations changed while healing".into()));
         }
         let rev = written.header().map(|h| h.revision()).unwrap_or(0);
+        let restored = plan.rewrites.len() as u64;
+        Recorder::add(&self.etcd.recorder().keys_restored, restored);
         self.ledger
             .record_written(plan.rewrites.iter().map(|(k, ..)| k.as_str()), rev, lease);
         for (key, _, _, was_missing) in plan.rewrites {
@@ -225,9 +232,13 @@ impl Supervisor {
                 continue; // registered (or restored) again meanwhile, or no lease of ours lives
             }
             let txn = delete_if_under_any(&key, &ours);
-            self.etcd
+            let done = self
+                .etcd
                 .txn("removing a leftover key", timeout, txn)
                 .await?;
+            if deleted_any(&done) {
+                Recorder::add(&self.etcd.recorder().orphans_removed, 1);
+            }
             self.ledger.orphans.remove(&key);
         }
         Ok(())
@@ -250,4 +261,14 @@ fn delete_if_under_any(key: &str, leases: &[i64]) -> etcd_client::Txn {
         .fold(delete_under(last), |inner, &lease| {
             delete_under(lease).or_else([TxnOp::txn(inner)])
         })
+}
+
+/// Whether a [`delete_if_under_any`] transaction deleted its key (at any
+/// level of its nesting).
+fn deleted_any(resp: &etcd_client::TxnResponse) -> bool {
+    resp.op_responses().iter().any(|op| match op {
+        etcd_client::TxnOpResponse::Delete(d) => d.deleted() > 0,
+        etcd_client::TxnOpResponse::Txn(inner) => deleted_any(inner),
+        _ => false,
+    })
 }

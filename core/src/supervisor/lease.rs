@@ -9,6 +9,7 @@ use super::{remaining, Supervisor, FIRST_BACKOFF};
 use crate::error::Result;
 use crate::events::{Event, LostReason};
 use crate::keepalive::LeaseToKeep;
+use crate::metrics::Recorder;
 
 impl Supervisor {
     /// Grants a new lease, hands it to keepalive, and marks every key of ours
@@ -25,6 +26,7 @@ impl Supervisor {
             ttl_secs = new.ttl_secs,
             "lease granted"
         );
+        Recorder::add(&self.etcd.recorder().lease_grants, 1);
         self.lease = Some(new);
         self.status.lease_id.store(new.id, Ordering::Relaxed);
         self.status
@@ -43,6 +45,7 @@ impl Supervisor {
         self.lease = None;
         self.status.lease_id.store(0, Ordering::Relaxed);
         self.ledger.note_lease_lost(id);
+        self.etcd.recorder().lease_lost(&reason);
         // A lease we gave up on may still live (a timeout is not a death):
         // revoke it once etcd answers, so its keys cannot outlive this process.
         self.leases_to_revoke.push(id);

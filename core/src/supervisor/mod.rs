@@ -19,7 +19,7 @@ mod ledger;
 mod own_watch;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU32};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,10 +92,6 @@ pub(crate) struct Status {
     pub lease_id: AtomicI64,
     /// TTL etcd granted for the current lease.
     pub granted_ttl_secs: AtomicU32,
-    /// Keepalive requests sent so far.
-    pub keepalives_sent: Arc<AtomicU64>,
-    /// Registrations currently held.
-    pub registrations: AtomicU64,
 }
 
 pub(crate) struct Supervisor {
@@ -144,7 +140,6 @@ impl Supervisor {
             etcd.members().clone(),
             lease_rx,
             lost_tx,
-            status.keepalives_sent.clone(),
         ));
         Supervisor {
             etcd,
@@ -308,7 +303,8 @@ impl Supervisor {
     }
 
     fn start_outage(&mut self) {
-        self.outage_since.get_or_insert_with(Instant::now);
+        let since = *self.outage_since.get_or_insert_with(Instant::now);
+        self.etcd.recorder().outage_began(since);
     }
 
     fn lease_id(&self) -> i64 {
@@ -316,7 +312,7 @@ impl Supervisor {
     }
 
     fn publish_registrations(&self) {
-        self.status.registrations.store(
+        self.etcd.recorder().registrations.store(
             self.ledger.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );

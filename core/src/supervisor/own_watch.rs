@@ -12,6 +12,7 @@ use super::ledger::{Seen, WatchVerdict};
 use super::{remaining, Supervisor};
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::metrics::Recorder;
 use crate::requests::bounded;
 
 /// Up to this many service names get a watch each; beyond, one watch covers
@@ -172,6 +173,7 @@ impl Supervisor {
                         other_lease = format_args!("{other:x}"),
                         "key overwritten by another process; leaving it"
                     );
+                    Recorder::add(&self.etcd.recorder().conflicts, 1);
                     self.events.emit(Event::Conflict {
                         key: key.to_string(),
                         other_lease: other,
@@ -182,6 +184,7 @@ impl Supervisor {
     }
 
     pub(super) fn drop_watch(&mut self) {
+        Recorder::add(&self.etcd.recorder().watch_restarts, 1);
         self.watch = None;
         self.start_outage();
         self.heal_soon();
