@@ -528,6 +528,40 @@ enum registry_status registry_watcher_set_policy(const struct registry_watcher *
 void registry_watcher_free(struct registry_watcher *watcher);
 
 /**
+ * Writes the client's metrics in Prometheus's text format (registrations,
+ * lease grants, leases lost by reason, keys restored, heal attempts and
+ * failures, keepalive round trips, requests by kind and outcome, watch
+ * restarts, watchers, outage seconds: the names Rust and Python use) to
+ * `*text_out`, a new NUL-terminated string the caller frees with
+ * `registry_string_free`. Thread-safe; works after close (the final counts).
+ *
+ * # Safety
+ * `client` a live `registry_client`; `text_out` writable.
+ */
+enum registry_status registry_client_metrics_text(const struct registry_client *client, char **text_out);
+
+/**
+ * Writes the value of one metric sample to `*value_out`, the sample named
+ * as the text writes it, e.g. "libregistry_registrations" or
+ * "libregistry_leases_lost_total{reason=\"expired\"}". REGISTRY_NOT_FOUND
+ * when the client has no such sample. Thread-safe.
+ *
+ * # Safety
+ * `client` a live `registry_client`; `sample` a NUL-terminated string;
+ * `value_out` writable.
+ */
+enum registry_status registry_client_metric(const struct registry_client *client, const char *sample, double *value_out);
+
+/**
+ * Frees a string the library allocated for the caller
+ * (`registry_client_metrics_text`). NULL does nothing.
+ *
+ * # Safety
+ * `text` NULL or a string from this library not yet freed, not used afterwards.
+ */
+void registry_string_free(char *text);
+
+/**
  * A new set of options with nothing set. Free it with
  * `registry_options_free` (a client does not take it over). NULL only if
  * memory ran out.

@@ -325,6 +325,23 @@ class client {
     return lease;
   }
 
+  /// The client's metrics in Prometheus's text format.
+  std::string metrics_text() const {
+    char *text = nullptr;
+    detail::check(registry_client_metrics_text(raw_, &text));
+    std::string copy(text);
+    registry_string_free(text);
+    return copy;
+  }
+
+  /// One metric sample, e.g. "libregistry_registrations" or
+  /// "libregistry_leases_lost_total{reason=\"expired\"}"; throws when unknown.
+  double metric(const std::string &sample) const {
+    double value = 0;
+    detail::check(registry_client_metric(raw_, sample.c_str(), &value));
+    return value;
+  }
+
   /// Every instance of `name`, read once.
   std::vector<instance> discover(const std::string &name) const {
     registry_instance_list *list = nullptr;

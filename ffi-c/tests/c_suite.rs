@@ -287,6 +287,36 @@ async fn go_zero_and_kratos_layouts_through_the_c_abi() {
     );
 }
 
+/// The counters through the C ABI move by what a revoke from outside did.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_through_the_c_abi_count_a_revoked_lease() {
+    let etcd = Etcd::start().await;
+    let exe = compile_c(
+        "test_metrics",
+        &["tests/c/test_metrics.c"],
+        &[],
+        Link::Shared,
+    );
+    let mut child = Command::new(&exe)
+        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
+        .env("REGISTRY_TTL", "2")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut stdout, "STEP registered");
+    let mut raw = etcd.raw().await;
+    let held = dump(&mut raw, "/metered/").await;
+    let lease = held["/metered/127.0.0.1:4000"].1;
+    raw.lease_revoke(lease).await.unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let ok = child.wait().unwrap().success();
+    assert!(ok && rest.contains("all checks passed"), "{rest}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn health_checks_and_drain_through_the_c_abi() {
     let etcd = Etcd::start().await;

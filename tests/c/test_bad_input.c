@@ -263,10 +263,27 @@ static void client_functions(void) {
    * sanitizer runs cover it. */
   if (getenv("REGISTRY_TEST_SKIP_FORK") == NULL) fork_child_checks(client, svc);
 
+  /* Metrics: NULLs named, an unknown sample named, the text freed by the library. */
+  char *text = NULL;
+  double value = -1;
+  CHECK_STATUS(registry_client_metrics_text(NULL, &text), INV, "client");
+  CHECK_STATUS(registry_client_metrics_text(client, NULL), INV, "text_out");
+  CHECK_STATUS(registry_client_metric(client, NULL, &value), INV, "sample");
+  CHECK_STATUS(registry_client_metric(client, "libregistry_registrations", NULL), INV,
+               "value_out");
+  CHECK_STATUS(registry_client_metric(client, "libregistry_nope", &value), REGISTRY_NOT_FOUND,
+               "libregistry_nope");
+  CHECK(value == -1);
+  registry_string_free(NULL);
+
   /* Closing: NULL is named, twice is harmless, then every call says closed. */
   CHECK_STATUS(registry_client_close(NULL), INV, "client");
   CHECK_OK(registry_client_close(client));
   CHECK_OK(registry_client_close(client));
+  /* The final counts stay readable after close. */
+  CHECK_OK(registry_client_metrics_text(client, &text));
+  CHECK(text != NULL && strstr(text, "# TYPE libregistry_registrations gauge\n") != NULL);
+  registry_string_free(text);
   registry_registration *late = NULL;
   CHECK_STATUS(registry_register(client, svc, &late), REGISTRY_CLOSED, "closed");
   CHECK(late == NULL);

@@ -23,6 +23,8 @@ int main() {
     auto a = client.register_service(registry::service("cpp", "10.0.0.1:1").set("zone", "z1").set("weight", "100"));
     auto b = client.register_service(registry::service("cpp", "10.0.0.2:1").set("zone", "z2"));
     EXPECT(a.key() == "/cpp/10.0.0.1:1");
+    EXPECT(client.metric("libregistry_registrations") == 2);
+    EXPECT(client.metrics_text().find("\nlibregistry_lease_grants_total 1\n") != std::string::npos);
 
     auto found = client.discover("cpp");
     EXPECT(found.size() == 2);
@@ -85,6 +87,13 @@ int main() {
   } catch (const registry::error &e) {
     EXPECT(e.status() == REGISTRY_INVALID_ARGUMENT);
     EXPECT(std::string(e.what()).find("name") != std::string::npos);
+  }
+  try {
+    client.metric("libregistry_nope");
+    EXPECT(false);
+  } catch (const registry::error &e) {
+    EXPECT(e.status() == REGISTRY_NOT_FOUND);
+    EXPECT(std::string(e.what()).find("libregistry_nope") != std::string::npos);
   }
   EXPECT(client.discover("cpp").empty());
   if (failures) return 1;
