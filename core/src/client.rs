@@ -25,10 +25,6 @@ use crate::runtime;
 use crate::service::{EnvDefaults, Service};
 use crate::supervisor::{close_budget, Command, NewEntry, Status, Supervisor};
 
-/// HTTP/2 pings detect a dead connection; etcd refuses pings more often than every 5 s.
-const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
-const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A connection to etcd holding one lease, shared by all its registrations,
 /// kept alive over one keepalive stream and healed until closed.
 ///
@@ -80,21 +76,7 @@ impl Client {
             let events = events.clone();
             let status = status.clone();
             async move {
-                let mut connect = etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(resolved.request_timeout)
-                    .with_keep_alive(HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT)
-                    .with_require_leader(true);
-                if let Some(files) = &resolved.tls {
-                    connect = connect.with_tls(files.load()?);
-                }
-                if let Some(creds) = &resolved.credentials {
-                    // etcd's tokens expire: etcd-client authenticates again on
-                    // "invalid auth token" and retries, for every request and
-                    // stream it opens (keepalive, watches, healing).
-                    connect = connect
-                        .with_user(creds.user.clone(), creds.password.expose())
-                        .with_auto_token_refresh(true);
-                }
+                let connect = crate::members::connect_options(&resolved)?;
                 let recorder = Arc::new(Recorder::default());
                 let members = Members::new(&resolved.endpoints, connect, recorder);
                 let etcd = BoundedEtcd::new(members);
@@ -316,26 +298,18 @@ impl Client {
 
     /// Keepalive requests sent so far (one stream, one request every TTL/3).
     pub fn keepalives_sent(&self) -> u64 {
-        self.inner
-            .etcd
-            .recorder()
-            .keepalives_sent
-            .load(Ordering::Relaxed)
+        let recorder = self.inner.etcd.recorder();
+        recorder.keepalives_sent.load(Ordering::Relaxed)
     }
 
     /// How many registrations the client currently holds.
     pub fn registration_count(&self) -> u64 {
-        self.inner
-            .etcd
-            .recorder()
-            .registrations
-            .load(Ordering::Relaxed)
+        let recorder = self.inner.etcd.recorder();
+        recorder.registrations.load(Ordering::Relaxed)
     }
 
-    /// What the client has done so far: registrations, leases granted and
-    /// lost, healing, keepalive round trips, requests by kind and outcome,
-    /// watchers, time in outage. Names as Prometheus writes them, the same
-    /// in C and Python.
+    /// What the client has done so far (leases, healing, keepalives,
+    /// requests, watchers, outages), named as in Prometheus, C and Python.
     pub fn metrics(&self) -> Metrics {
         self.inner.etcd.recorder().snapshot()
     }

@@ -18,6 +18,11 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::metrics::Recorder;
+use crate::options::Resolved;
+
+/// HTTP/2 pings detect a dead connection; etcd refuses pings more often than every 5 s.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a member is passed over after its first failure; doubled for
 /// each failure in a row.
@@ -182,4 +187,25 @@ impl Members {
         *slot = Some(client.clone());
         Ok(client)
     }
+}
+
+/// How each member's connection is made: deadlines, HTTP/2 pings, only a
+/// member with a leader answers, TLS and credentials as configured.
+pub(crate) fn connect_options(resolved: &Resolved) -> Result<etcd_client::ConnectOptions> {
+    let mut connect = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(resolved.request_timeout)
+        .with_keep_alive(HTTP2_PING_INTERVAL, HTTP2_PING_TIMEOUT)
+        .with_require_leader(true);
+    if let Some(files) = &resolved.tls {
+        connect = connect.with_tls(files.load()?);
+    }
+    if let Some(creds) = &resolved.credentials {
+        // etcd's tokens expire: etcd-client authenticates again on
+        // "invalid auth token" and retries, for every request and
+        // stream it opens (keepalive, watches, healing).
+        connect = connect
+            .with_user(creds.user.clone(), creds.password.expose())
+            .with_auto_token_refresh(true);
+    }
+    Ok(connect)
 }

@@ -1,6 +1,7 @@
-//! What a client has done, counted as it happens ([`Recorder`], shared by
+//! What a client has done, counted as it happens (by a recorder shared by
 //! the supervisor, keepalive, requests and watchers) and read as a snapshot
-//! ([`Metrics`]) with Prometheus names, the same in Rust, C and Python.
+//! ([`Metrics`]) with Prometheus names, the same in Rust, C and Python
+//! (docs/METRICS.md lists them).
 //!
 //! Counting is a relaxed atomic add on paths that already wait for etcd:
 //! nothing is locked on the hot path and no thread is added.
