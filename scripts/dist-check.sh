@@ -76,7 +76,8 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     text = z.read(meta).decode()
     print("\n".join(names))
     for field in ("License-Expression: Apache-2.0", "Classifier: Typing :: Typed", "Project-URL: Source",
-                  "Requires-Python: >=3.9", "Description-Content-Type: text/markdown", "# libregistry (Python)"):
+                  "Requires-Python: >=3.9", "Description-Content-Type: text/markdown", "# libregistry (Python)",
+                  "Provides-Extra: prometheus"):
         print("METADATA has", field) if field in text else None
 EOF
 )
@@ -84,7 +85,8 @@ for want in libregistry/py.typed libregistry/_native.pyi libregistry/_native.abi
             "dist-info/licenses/LICENSE" "METADATA has License-Expression: Apache-2.0" \
             "METADATA has Classifier: Typing :: Typed" "METADATA has Project-URL: Source" \
             "METADATA has Requires-Python: >=3.9" "METADATA has Description-Content-Type: text/markdown" \
-            "METADATA has # libregistry (Python)"; do
+            "METADATA has # libregistry (Python)" libregistry/prometheus.py \
+            "METADATA has Provides-Extra: prometheus"; do
   check "wheel: $want" "grep -qF -- '$want' <<<\"\$contents\""
 done
 
@@ -108,7 +110,9 @@ check "the venv imports libregistry $version from its own site-packages" \
   "[[ '$from' == '$version $work/venv/lib/'*'/site-packages/libregistry/__init__.py' ]]"
 
 section "wheel: the Python test suite against the installed wheel"
-"${clean[@]}" "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7,<10"
+# prometheus_client through the wheel's extra, as a user asks for it.
+"${clean[@]}" "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7,<10" \
+  "libregistry[prometheus] @ file://$root/$wheel"
 # The tests, the examples they run and the README whose texts they check,
 # without the package's source.
 mkdir -p "$work/tree/tests" "$work/tree/examples"

@@ -35,7 +35,7 @@ python3 -m venv "$clean/venv"
 (cd "$clean" && "$clean/venv/bin/python" -c 'import libregistry; print("import libregistry:", libregistry.__version__, "ok")')
 
 echo "== python: install into .venv with the test tools"
-"${PIP[@]}" "pytest>=7,<10" "mypy>=1.10"
+"${PIP[@]}" "pytest>=7,<10" "mypy>=1.10" "prometheus_client>=0.12"
 "${PIP[@]}" --force-reinstall --no-deps "$package"
 
 etcd_bin="${ETCD_BIN:-$(scripts/etcd-path.sh)}"

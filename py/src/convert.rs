@@ -29,16 +29,11 @@ pub fn u32_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<u32> {
     if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
         return Err(wrong_type(field, "int", obj));
     }
+    let out_of_range = |why: String| errors::invalid(obj.py(), field, why);
     let value: i128 = obj
         .extract()
-        .map_err(|_| errors::invalid(obj.py(), field, "is out of range".to_string()))?;
-    u32::try_from(value).map_err(|_| {
-        errors::invalid(
-            obj.py(),
-            field,
-            format!("{value} is outside 0..={}", u32::MAX),
-        )
-    })
+        .map_err(|_| out_of_range("is out of range".into()))?;
+    u32::try_from(value).map_err(|_| out_of_range(format!("{value} is outside 0..={}", u32::MAX)))
 }
 
 /// A duration in seconds given as `int` or `float` (never a `bool`).
@@ -49,13 +44,8 @@ pub fn seconds_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
         return Err(wrong_type(field, "a number of seconds (int or float)", obj));
     }
     let secs: f64 = obj.extract()?;
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        errors::invalid(
-            obj.py(),
-            field,
-            format!("{secs} is not a positive, finite number of seconds"),
-        )
-    })
+    let why = format!("{secs} is not a positive, finite number of seconds");
+    Duration::try_from_secs_f64(secs).map_err(|_| errors::invalid(obj.py(), field, why))
 }
 
 /// A `str`.
@@ -145,20 +135,13 @@ pub fn service(
 
 /// `(name, addr)` or `(name, addr, metadata)` entries of `register_many`.
 pub fn services(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<libregistry::Service>> {
+    let expected = "an iterable of (name, addr) or (name, addr, metadata) tuples";
     if obj.is_instance_of::<PyString>() || obj.cast::<PyMapping>().is_ok() {
-        return Err(wrong_type(
-            "services",
-            "an iterable of (name, addr) or (name, addr, metadata) tuples",
-            obj,
-        ));
+        return Err(wrong_type("services", expected, obj));
     }
-    let iter = obj.try_iter().map_err(|_| {
-        wrong_type(
-            "services",
-            "an iterable of (name, addr) or (name, addr, metadata) tuples",
-            obj,
-        )
-    })?;
+    let iter = obj
+        .try_iter()
+        .map_err(|_| wrong_type("services", expected, obj))?;
     let mut out = Vec::new();
     for entry in iter {
         let entry = entry?;
@@ -250,19 +233,14 @@ pub fn pick_policy(
         }
     };
     let filter = |field: &str, obj| -> PyResult<Option<String>> {
-        match given(obj) {
-            None => Ok(None),
-            Some(o) => {
-                let value = str_arg(field, o)?;
-                if value.is_empty() {
-                    return Err(errors::invalid(
-                        py,
-                        field,
-                        "is empty (None means no filter)",
-                    ));
-                }
-                Ok(Some(value))
-            }
+        let value = given(obj).map(|o| str_arg(field, o)).transpose()?;
+        match value {
+            Some(v) if v.is_empty() => Err(errors::invalid(
+                py,
+                field,
+                "is empty (None means no filter)",
+            )),
+            v => Ok(v),
         }
     };
     let round_robin = match given(round_robin) {

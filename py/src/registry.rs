@@ -234,34 +234,32 @@ impl Client {
         self.inner.ttl_secs()
     }
 
-    /// The etcd endpoints in use.
-    #[getter]
-    fn endpoints(&self) -> Vec<String> {
-        self.inner.options().endpoints.clone()
-    }
-
-    /// The key prefix (empty or `/...`).
-    #[getter]
-    fn prefix(&self) -> String {
-        self.inner.options().prefix.clone()
-    }
-
-    /// The key layout: `seed`, `go-zero` or `kratos`.
-    #[getter]
-    fn layout(&self) -> &'static str {
-        self.inner.options().layout.name()
-    }
-
-    /// The deadline of each request to etcd, in seconds.
-    #[getter]
-    fn request_timeout(&self) -> f64 {
-        self.inner.options().request_timeout.as_secs_f64()
+    /// The options in force: endpoints, prefix, layout, request timeout (seconds).
+    fn settings(&self) -> (Vec<String>, String, &'static str, f64) {
+        let o = self.inner.options();
+        let timeout = o.request_timeout.as_secs_f64();
+        let (endpoints, prefix, layout) = (o.endpoints.clone(), o.prefix.clone(), o.layout.name());
+        (endpoints, prefix, layout, timeout)
     }
 
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
         self.inner.is_closed()
+    }
+
+    /// Every metric sample, named as the Prometheus text names it, and its value.
+    fn metrics(&self) -> Vec<(String, f64)> {
+        self.inner
+            .metrics()
+            .samples()
+            .map(|s| (s.id(), s.value))
+            .collect()
+    }
+
+    /// The metrics in Prometheus's text format.
+    fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
     }
 
     /// The key `name` at `addr` is (or would be) registered under.

@@ -341,6 +341,9 @@ class Etcd:
     def grant(self, ttl: int) -> int:
         return int(self.call("/v3/lease/grant", {"TTL": ttl})["ID"])
 
+    def revoke(self, lease: int) -> None:
+        self.call("/v3/lease/revoke", {"ID": str(int(lease))})
+
     def leases(self) -> List[int]:
         """Every lease etcd holds."""
         return [int(lease["ID"]) for lease in self.call("/v3/lease/leases", {}).get("leases", [])]

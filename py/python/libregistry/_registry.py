@@ -191,6 +191,16 @@ class RegistryBase:
         """The etcd key service ``name`` at ``addr`` is registered under."""
         return self._connected().key_of(name, addr)
 
+    def metrics(self) -> Dict[str, float]:
+        """What the registry has done so far, by Prometheus sample name, e.g.
+        ``libregistry_registrations`` or ``libregistry_leases_lost_total{reason="expired"}``
+        (the names Rust and C use; see ``docs/METRICS.md``)."""
+        return dict(self._connected().metrics())
+
+    def metrics_text(self) -> str:
+        """The metrics in Prometheus's text format (see also :mod:`libregistry.prometheus`)."""
+        return self._connected().metrics_text()
+
     @property
     def lease_id(self) -> Optional[LeaseId]:
         """The lease currently held (``None`` before the first registration,
@@ -207,22 +217,22 @@ class RegistryBase:
     @property
     def endpoints(self) -> List[str]:
         """The etcd endpoints in use."""
-        return self._connected().endpoints
+        return self._connected().settings()[0]
 
     @property
     def prefix(self) -> str:
         """The key prefix (empty or ``/...``)."""
-        return self._connected().prefix
+        return self._connected().settings()[1]
 
     @property
     def layout(self) -> str:
         """The key layout: ``seed``, ``go-zero`` or ``kratos``."""
-        return self._connected().layout
+        return self._connected().settings()[2]
 
     @property
     def request_timeout(self) -> float:
         """The deadline of each request to etcd, in seconds."""
-        return self._connected().request_timeout
+        return self._connected().settings()[3]
 
     @property
     def closed(self) -> bool:
