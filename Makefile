@@ -11,7 +11,7 @@ ETCD_BETWEEN = 3.6.16 3.5.1
 ETCD = $(shell scripts/etcd-path.sh $(ETCD_PRIMARY) 2>/dev/null || scripts/etcd-path.sh)
 WHEEL = $(firstword $(wildcard dist/libregistry-*-manylinux_2_17_x86_64*.whl))
 
-.PHONY: free-dist-builds setup build demo demo-steps test test-steps check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python fuzz soak-short soak tree-clean etcd etcd-stop test-docs
+.PHONY: free-dist-builds setup build demo demo-steps test test-steps check lint clean header sync-version abi dist dist-check install install-files bench bench-ffi bench-propagation bench-python bench-scale fuzz soak-short soak tree-clean etcd etcd-stop test-docs
 
 setup:
 	@scripts/setup.sh
@@ -140,6 +140,14 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'Compiling|Finished|Done|stat::number_of_executed_units|ERROR|panicked' ; \
 	  status=$${PIPESTATUS[0]}; rm -rf $$corpus; exit $$status; \
 	fi
+
+## 1,000 provider processes holding 100,000 instances and 100 watchers on a 3-member etcd
+## 3.7.3: etcd's load against one lease per instance, and recovery from a killed leader, a
+## wiped cluster and 10 % of the processes SIGKILLed; the tables go into BENCHMARKS.md
+## (about 10 min; BENCH_SCALE_PROCESSES and BENCH_SCALE_PER_PROCESS change the size).
+bench-scale: setup
+	$(CARGO) build --release -q -p libregistry-bench --bin bench
+	ETCD_BIN=$(ETCD) target/release/bench scale
 
 ## Register latency from Python next to the Rust core's, and two threads at once.
 bench-python: setup

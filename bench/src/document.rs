@@ -69,7 +69,12 @@ pub fn write(machine: &Value, run: &Run, took: Duration, load_end: &str, quick: 
                 root.join("BENCHMARKS.md")
             }
         });
-    let md = markdown(machine, run, took, load_end);
+    let mut md = markdown(machine, run, took, load_end);
+    // `make bench-scale`'s tables stay until it runs again.
+    let old = std::fs::read_to_string(&md_path).unwrap_or_default();
+    if let Some(scale) = crate::scale::block_of(&old) {
+        md = crate::scale::splice(&md, scale);
+    }
     std::fs::write(&md_path, md).expect("write BENCHMARKS.md");
     println!("wrote {}", md_path.display());
 }

@@ -7,6 +7,7 @@
 //! drivers first and names them in BENCH_PYTHON, BENCH_PEER_PYTHON and
 //! BENCH_GO_PEER; a driver not named is reported as not run).
 //! `BENCH_QUICK=1` runs every section with tiny counts, to check the wiring.
+//! `bench scale` is `make bench-scale` (bench/src/scale/).
 //! `bench child ENDPOINTS KIND` and `bench child-watch ENDPOINTS NAME` are
 //! the processes the benchmark starts itself; `bench child-core ENDPOINTS`
 //! is the Rust core the Python benchmarks time their calls against.
@@ -22,6 +23,7 @@ mod latency;
 mod propagation;
 mod recovery;
 mod report;
+mod scale;
 mod sections;
 
 use std::time::{Duration, Instant};
@@ -128,6 +130,12 @@ impl Plan {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("scale") => return scale::main(),
+        Some("scale-provider") => return scale::children::provider(&args[2..]),
+        Some("scale-watch") => return scale::children::watcher(&args[2..]),
+        _ => {}
+    }
     match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
         (Some("child"), Some(endpoints), Some(kind)) => child::main(endpoints, kind),
         (Some("child-watch"), Some(endpoints), Some(name)) => {
@@ -137,7 +145,7 @@ fn main() {
         (None, _, _) => run(),
         _ => {
             eprintln!(
-                "usage: bench | bench child ENDPOINTS KIND | bench child-watch ENDPOINTS NAME | bench child-core ENDPOINTS"
+                "usage: bench | bench scale | bench child ENDPOINTS KIND | bench child-watch ENDPOINTS NAME | bench child-core ENDPOINTS"
             );
             std::process::exit(2);
         }
