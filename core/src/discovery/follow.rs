@@ -14,7 +14,7 @@ use super::cache::{decode, Cached, Shared};
 use super::changes::{Change, ChangeQueue};
 use crate::error::{Error, Result};
 use crate::jitter::jitter;
-use crate::metrics::Recorder;
+use crate::metrics::{Recorder, WatcherRunning};
 use crate::requests::BoundedEtcd;
 use crate::wire::Layout;
 
@@ -26,6 +26,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
 pub(crate) struct Follow {
+    /// Counts this watcher among the running ones until the task ends.
+    pub _counted: WatcherRunning, // held, never read
     pub etcd: BoundedEtcd,
     pub range: String,
     pub layout: Layout,
@@ -37,7 +39,6 @@ pub(crate) struct Follow {
 
 impl Follow {
     pub async fn run(mut self, mut revision: i64) {
-        let _counted = self.etcd.recorder().watcher_running();
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = tokio::time::Instant::now();

@@ -80,6 +80,9 @@ impl Watcher {
         let shared = Arc::new(Shared::new(policy));
         let changes = ChangeQueue::default();
         let mut follow = Follow {
+            // Counted from now, not from when its task first runs: the
+            // count is right as soon as `watch` returns.
+            _counted: etcd.recorder().watcher_running(),
             etcd,
             range: layout.service_prefix(&prefix, &name),
             layout,
