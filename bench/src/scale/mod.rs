@@ -79,11 +79,12 @@ struct Load {
     keepalives_per_sec: f64,
     /// CPU seconds per minute, per member.
     cpu_per_min: Vec<f64>,
-    /// Resident memory at the end, per member.
-    rss: Vec<f64>,
+    /// Resident memory grown since `idle`, per member.
+    rss_growth: Vec<f64>,
 }
 
-fn watch_load(ports: &[u16], window: Duration) -> Load {
+/// etcd's load over `window`, its memory against `idle` (read before the load began).
+fn watch_load(ports: &[u16], window: Duration, idle: &[Reading]) -> Load {
     let before = etcd_load::read_all(ports);
     let started = Instant::now();
     std::thread::sleep(window);
@@ -102,7 +103,7 @@ fn watch_load(ports: &[u16], window: Duration) -> Load {
             .iter()
             .map(|c| c / secs * 60.0)
             .collect(),
-        rss: after.iter().map(|r| r.rss).collect(),
+        rss_growth: after.iter().zip(idle).map(|(a, i)| a.rss - i.rss).collect(),
     }
 }
 
@@ -222,6 +223,8 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
         ms(floor)
     );
     let idle = etcd_load::read_all(&ports);
+    // etcd with no client at all, for what the extrapolation leaves out.
+    let quiet = watch_load(&ports, plan.window, &idle);
 
     // From cold: every provider process started at once.
     let mut fleet = Fleet::watchers(s, &endpoints)?;
@@ -241,7 +244,7 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     // Steady state: etcd's own counters over the window.
     std::thread::sleep(Duration::from_secs(u64::from(s.ttl) / 3 + 1));
     let leader = rt.block_on(etcd.leader());
-    let lib = watch_load(&ports, plan.window);
+    let lib = watch_load(&ports, plan.window, &idle);
     println!(
         "bench-scale: steady: {:.0} keepalive messages/s; CPU s/min {:?}; leader {leader}",
         lib.keepalives_per_sec, lib.cpu_per_min
@@ -288,18 +291,26 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     rt.block_on(wait_keys(&etcd, 0, Instant::now(), Duration::from_secs(60)))?;
 
     // The baseline: one lease and one keepalive per instance.
-    let base = baseline(&etcd, &ports, plan)?;
+    let (base, base_leader) = baseline(rt, &etcd, &ports, plan)?;
 
-    let lib_rss: Vec<f64> = lib.rss.iter().zip(&idle).map(|(a, i)| a - i.rss).collect();
-    let base_rss: Vec<f64> = base.rss.iter().zip(&idle).map(|(a, i)| a - i.rss).collect();
+    let (lib_rss, base_rss) = (&lib.rss_growth, &base.rss_growth);
     let per_10k = |v: f64, count: usize| v / (count as f64 / 10_000.0);
     let bound = s.processes as f64 * 3.0 / f64::from(s.ttl) * 1.1;
     let base_per_instance = base.keepalives_per_sec / plan.baseline as f64;
     let base_at_n = base_per_instance * n as f64;
     let fewer = base_at_n / lib.keepalives_per_sec.max(f64::EPSILON);
-    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let follower_mean = |v: &[f64]| others.iter().map(|&i| v[i]).sum::<f64>() / others.len() as f64;
+    let follower_mean = |v: &[f64], leader: usize| {
+        let others: Vec<f64> = (0..v.len())
+            .filter(|&i| i != leader)
+            .map(|i| v[i])
+            .collect();
+        others.iter().sum::<f64>() / others.len().max(1) as f64
+    };
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    // What the baseline adds over a quiet etcd, grown to n instances.
+    let scale_up = |at_baseline: f64, quiet: f64| {
+        quiet + (at_baseline - quiet).max(0.0) * n as f64 / plan.baseline as f64
+    };
 
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}");
@@ -310,11 +321,17 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     );
     let _ = writeln!(
         md,
-        "`make bench-scale` on etcd {}: {} provider processes of {} instances each (one client, one lease per process), {} service names, {} watchers in {} processes, TTL {} s; all on this machine's loopback. The baseline holds {} instances the seed's way (a lease and a keepalive stream per instance) on the same cluster in the same run; its figures at {} instances are extrapolated linearly (labelled).\n",
+        "`make bench-scale` on etcd {}: {} provider processes of {} instances each (one client, one lease per process), {} service names, {} watchers in {} processes, TTL {} s; all on this machine's loopback. The baseline holds {} instances the seed's way (a lease and a keepalive stream per instance) on the same cluster in the same run; its figures at {} instances are extrapolated (labelled): keepalive messages in proportion to instances, CPU as a quiet etcd's plus what the baseline added over it, grown in proportion.\n",
         harness::etcd_version(), s.processes, s.per_process, s.names, s.names, s.watcher_processes, s.ttl, plan.baseline, n
     );
     let _ = writeln!(md, "| etcd's load (its own metrics, over {} s) | libregistry, {n} instances | seed's way, {} instances | seed's way at {n} (extrapolated) |", plan.window.as_secs(), plan.baseline);
     let _ = writeln!(md, "|---|--:|--:|--:|");
+    let _ = writeln!(
+        md,
+        "| (etcd with no client: CPU s per minute, leader / follower mean) | {:.2} / {:.2} | | |",
+        quiet.cpu_per_min[leader],
+        follower_mean(&quiet.cpu_per_min, leader)
+    );
     let _ = writeln!(
         md,
         "| keepalive messages/s received | {:.0} (goal at most N x 3 / TTL + 10 % = {bound:.0}: {}) | {:.0} | {base_at_n:.0} ({fewer:.0}x libregistry's; goal at least 50x: {}) |",
@@ -327,19 +344,22 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
         md,
         "| CPU s per minute, leader / follower mean | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} / {:.1} |",
         lib.cpu_per_min[leader],
-        follower_mean(&lib.cpu_per_min),
-        base.cpu_per_min[leader.min(2)],
-        follower_mean(&base.cpu_per_min),
-        base.cpu_per_min[leader.min(2)] * n as f64 / plan.baseline as f64,
-        follower_mean(&base.cpu_per_min) * n as f64 / plan.baseline as f64
+        follower_mean(&lib.cpu_per_min, leader),
+        base.cpu_per_min[base_leader],
+        follower_mean(&base.cpu_per_min, base_leader),
+        scale_up(base.cpu_per_min[base_leader], quiet.cpu_per_min[base_leader]),
+        scale_up(
+            follower_mean(&base.cpu_per_min, base_leader),
+            follower_mean(&quiet.cpu_per_min, base_leader)
+        )
     );
     let _ = writeln!(
         md,
         "| RSS growth per 10,000 instances, leader / follower mean | {} / {} | {} / {} | |",
         mib(per_10k(lib_rss[leader], n)),
-        mib(per_10k(follower_mean(&lib_rss), n)),
-        mib(per_10k(base_rss[leader.min(2)], plan.baseline)),
-        mib(per_10k(follower_mean(&base_rss), plan.baseline))
+        mib(per_10k(follower_mean(lib_rss, leader), n)),
+        mib(per_10k(base_rss[base_leader], plan.baseline)),
+        mib(per_10k(follower_mean(base_rss, base_leader), plan.baseline))
     );
     let _ = writeln!(md, "\n| the fleet | time |\n|---|--:|");
     let _ = writeln!(md, "| every process registered, from cold (all started at once) | {} (slowest process's own connect and register {}) |", ms(registered), ms(slowest_own));
@@ -357,6 +377,7 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     let _ = writeln!(md, "| {gone} processes SIGKILLed (10 %): every watcher dropped their instances | {} (TTL {} s) |", ms(dropped), s.ttl);
     let _ = writeln!(md, "\n{END}");
     let json = json!({
+        "quiet_cpu_per_min": quiet.cpu_per_min,
         "processes": s.processes, "instances": n, "baseline_instances": plan.baseline,
         "keepalives_per_sec": lib.keepalives_per_sec, "baseline_keepalives_per_sec": base.keepalives_per_sec,
         "cpu_per_min": lib.cpu_per_min, "baseline_cpu_per_min": base.cpu_per_min,
@@ -370,17 +391,25 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     Ok(Tables { md, json })
 }
 
-/// etcd's load while a `bench child seed` process holds the baseline.
-fn baseline(etcd: &Etcd, ports: &[u16], plan: &Plan) -> Result<Load, String> {
+/// etcd's load while a `bench child seed` process holds the baseline, and
+/// which member leads meanwhile.
+fn baseline(
+    rt: &tokio::runtime::Runtime,
+    etcd: &Etcd,
+    ports: &[u16],
+    plan: &Plan,
+) -> Result<(Load, usize), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["child", &etcd.endpoints_csv(), "seed"]);
+    let idle = etcd_load::read_all(ports);
     let mut seed = Driver::spawn("seed's way", cmd)?;
     seed.ask(&format!("hold {}", plan.baseline), Duration::from_secs(600))?;
     std::thread::sleep(Duration::from_secs(u64::from(plan.shape.ttl) / 3 + 1));
-    let load = watch_load(ports, plan.window);
+    let load = watch_load(ports, plan.window, &idle);
+    let leader = rt.block_on(etcd.leader());
     let _ = seed.ask("release", Duration::from_secs(120));
-    Ok(load)
+    Ok((load, leader))
 }
 
 /// The block into BENCHMARKS.md (replacing the last run's), and the JSON.
