@@ -290,8 +290,12 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     fleet.stop();
     rt.block_on(wait_keys(&etcd, 0, Instant::now(), Duration::from_secs(60)))?;
 
-    // The baseline: one lease and one keepalive per instance.
-    let (base, base_leader) = baseline(rt, &etcd, &ports, plan)?;
+    // The baseline: one lease and one keepalive per instance, on a cluster
+    // of its own (the fleet's etcd keeps the memory it grew).
+    drop(etcd);
+    let fresh = rt.block_on(Etcd::cluster(3));
+    let fresh_ports: Vec<u16> = fresh.members.iter().map(|m| m.client_port()).collect();
+    let (base, base_leader) = baseline(rt, &fresh, &fresh_ports, plan)?;
 
     let (lib_rss, base_rss) = (&lib.rss_growth, &base.rss_growth);
     let per_10k = |v: f64, count: usize| v / (count as f64 / 10_000.0);
@@ -321,7 +325,7 @@ fn run(rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Tables, String> {
     );
     let _ = writeln!(
         md,
-        "`make bench-scale` on etcd {}: {} provider processes of {} instances each (one client, one lease per process), {} service names, {} watchers in {} processes, TTL {} s; all on this machine's loopback. The baseline holds {} instances the seed's way (a lease and a keepalive stream per instance) on the same cluster in the same run; its figures at {} instances are extrapolated (labelled): keepalive messages in proportion to instances, CPU as a quiet etcd's plus what the baseline added over it, grown in proportion.\n",
+        "`make bench-scale` on etcd {}: {} provider processes of {} instances each (one client, one lease per process), {} service names, {} watchers in {} processes, TTL {} s; all on this machine's loopback. The baseline holds {} instances the seed's way (a lease and a keepalive stream per instance) on a fresh 3-member cluster in the same run; its figures at {} instances are extrapolated (labelled): keepalive messages in proportion to instances, CPU as a quiet etcd's plus what the baseline added over it, grown in proportion.\n",
         harness::etcd_version(), s.processes, s.per_process, s.names, s.names, s.watcher_processes, s.ttl, plan.baseline, n
     );
     let _ = writeln!(md, "| etcd's load (its own metrics, over {} s) | libregistry, {n} instances | seed's way, {} instances | seed's way at {n} (extrapolated) |", plan.window.as_secs(), plan.baseline);
