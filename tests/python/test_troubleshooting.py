@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, List
@@ -50,8 +49,9 @@ def error_of(make: Callable[[], object]) -> str:
 
 
 @pytest.fixture(scope="module")
-def certs() -> Certs:
-    return Certs(Path(tempfile.mkdtemp(prefix="lr-trouble-")))
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    # pytest's own temp dirs: it keeps the last few runs' and removes older ones.
+    return Certs(tmp_path_factory.mktemp("lr-trouble"))
 
 
 @pytest.fixture
