@@ -8,7 +8,7 @@
 //! markers; `BENCH_QUICK=1`: a small fleet, into target/bench/ instead).
 //!
 //! The size: `BENCH_SCALE_PROCESSES` (default 1,000) processes of
-//! `BENCH_SCALE_PER_PROCESS` (100) instances, 100 service names, 10
+//! `BENCH_SCALE_PER_PROCESS` (100) instances, `BENCH_SCALE_NAMES` (100) service names, 10
 //! watcher processes watching 10 names each, TTL 10 s; the baseline holds
 //! `BENCH_SCALE_BASELINE` (10,000) instances the seed's way.
 
@@ -54,7 +54,7 @@ fn plan() -> Plan {
         (
             env("BENCH_SCALE_PROCESSES", 1_000),
             env("BENCH_SCALE_PER_PROCESS", 100),
-            100,
+            env("BENCH_SCALE_NAMES", 100),
             10,
             env("BENCH_SCALE_BASELINE", 10_000),
             30,
