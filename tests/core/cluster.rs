@@ -220,6 +220,8 @@ async fn keys_deregistered_during_quorum_loss_go_before_the_live_are_rewritten()
 
     // etcd's history since: when the dead went, when the rewrite began.
     let new_lease = client.lease_id().unwrap();
+    // A client made now: the first one's connection may be to a member killed since.
+    let mut raw = etcd.raw().await;
     let mut history = raw
         .watch(
             "/quorum/",
