@@ -175,36 +175,40 @@ impl Recorder {
                 get(&self.leases_lost[i]),
             ));
         }
-        m.counter(
-            "libregistry_keys_restored_total",
-            "Keys healing wrote back (missing from etcd, or moved to a new lease).",
-            get(&self.keys_restored),
-        );
-        m.counter(
-            "libregistry_orphan_keys_removed_total",
-            "Keys under a lease of ours that no registration holds (deregistered during an outage, late writes), deleted.",
-            get(&self.orphans_removed),
-        );
-        m.counter(
-            "libregistry_conflicts_total",
-            "Keys of ours found held by another process's lease, and left to it.",
-            get(&self.conflicts),
-        );
-        m.counter(
-            "libregistry_heal_attempts_total",
-            "Healing steps run.",
-            get(&self.heal_attempts),
-        );
-        m.counter(
-            "libregistry_heal_failures_total",
-            "Healing steps that failed (retried after a backoff).",
-            get(&self.heal_failures),
-        );
-        m.counter(
-            "libregistry_keepalives_sent_total",
-            "Keepalive requests sent (one per client every TTL/3, whatever it registers).",
-            get(&self.keepalives_sent),
-        );
+        for (name, help, counter) in [
+            (
+                "libregistry_keys_restored_total",
+                "Keys healing wrote back (missing from etcd, or moved to a new lease).",
+                &self.keys_restored,
+            ),
+            (
+                "libregistry_orphan_keys_removed_total",
+                "Keys under a lease of ours that no registration holds (deregistered during an outage, late writes), deleted.",
+                &self.orphans_removed,
+            ),
+            (
+                "libregistry_conflicts_total",
+                "Keys of ours found held by another process's lease, and left to it.",
+                &self.conflicts,
+            ),
+            (
+                "libregistry_heal_attempts_total",
+                "Healing steps run.",
+                &self.heal_attempts,
+            ),
+            (
+                "libregistry_heal_failures_total",
+                "Healing steps that failed (retried after a backoff).",
+                &self.heal_failures,
+            ),
+            (
+                "libregistry_keepalives_sent_total",
+                "Keepalive requests sent (one per client every TTL/3, whatever it registers).",
+                &self.keepalives_sent,
+            ),
+        ] {
+            m.counter(name, help, get(counter));
+        }
         let rtt = m.family(
             "libregistry_keepalive_rtt_seconds",
             "Time from a keepalive request to etcd's answer.",
@@ -249,16 +253,20 @@ impl Recorder {
                 ));
             }
         }
-        m.counter(
-            "libregistry_member_failovers_total",
-            "Times an etcd member failed or stalled and was passed over for another.",
-            get(&self.member_failovers),
-        );
-        m.counter(
-            "libregistry_watch_restarts_total",
-            "Times a watch broke and was opened again (after listing again).",
-            get(&self.watch_restarts),
-        );
+        for (name, help, counter) in [
+            (
+                "libregistry_member_failovers_total",
+                "Times an etcd member failed or stalled and was passed over for another.",
+                &self.member_failovers,
+            ),
+            (
+                "libregistry_watch_restarts_total",
+                "Times a watch broke and was opened again (after listing again).",
+                &self.watch_restarts,
+            ),
+        ] {
+            m.counter(name, help, get(counter));
+        }
         m.gauge(
             "libregistry_watchers",
             "Watchers running.",

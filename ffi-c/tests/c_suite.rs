@@ -86,6 +86,39 @@ enum Link {
     Static,
 }
 
+/// A C test program that stops at each "STEP name" line until told to go on.
+struct Stepped {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Stepped {
+    fn start(exe: &Path, env: &[(&str, &str)]) -> Stepped {
+        let mut child = Command::new(exe)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Stepped { child, stdout }
+    }
+
+    /// Waits for the program's next line, which must be `step`.
+    fn reach(&mut self, step: &str) {
+        expect_line(&mut self.stdout, step);
+    }
+
+    /// Lets the program go on to its end: it must pass all its checks.
+    fn finish(mut self) {
+        writeln!(self.child.stdin.take().unwrap(), "go").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        let ok = self.child.wait().unwrap().success();
+        assert!(ok && rest.contains("all checks passed"), "{rest}");
+    }
+}
+
 fn expect_line(reader: &mut impl BufRead, expected: &str) {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -249,14 +282,8 @@ async fn go_zero_and_kratos_layouts_through_the_c_abi() {
         &[],
         Link::Shared,
     );
-    let mut child = Command::new(&exe)
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    expect_line(&mut stdout, "STEP registered");
+    let mut program = Stepped::start(&exe, &[("REGISTRY_ENDPOINTS", &etcd.endpoints_csv())]);
+    program.reach("STEP registered");
     let mut raw = etcd.raw().await;
     let held = dump(&mut raw, "").await;
     let keys: Vec<&str> = held.keys().map(String::as_str).collect();
@@ -276,11 +303,7 @@ async fn go_zero_and_kratos_layouts_through_the_c_abi() {
             && kratos.ends_with(r#""endpoints":["grpc://127.0.0.1:9000"]}"#),
         "{kratos}"
     );
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let ok = child.wait().unwrap().success();
-    assert!(ok && rest.contains("all checks passed"), "{rest}");
+    program.finish();
     assert!(
         dump(&mut raw, "").await.is_empty(),
         "freeing the clients removed everything"
@@ -297,24 +320,18 @@ async fn metrics_through_the_c_abi_count_a_revoked_lease() {
         &[],
         Link::Shared,
     );
-    let mut child = Command::new(&exe)
-        .env("REGISTRY_ENDPOINTS", etcd.endpoints_csv())
-        .env("REGISTRY_TTL", "2")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    expect_line(&mut stdout, "STEP registered");
+    let endpoints = etcd.endpoints_csv();
+    let env = [
+        ("REGISTRY_ENDPOINTS", endpoints.as_str()),
+        ("REGISTRY_TTL", "2"),
+    ];
+    let mut program = Stepped::start(&exe, &env);
+    program.reach("STEP registered");
     let mut raw = etcd.raw().await;
     let held = dump(&mut raw, "/metered/").await;
     let lease = held["/metered/127.0.0.1:4000"].1;
     raw.lease_revoke(lease).await.unwrap();
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let ok = child.wait().unwrap().success();
-    assert!(ok && rest.contains("all checks passed"), "{rest}");
+    program.finish();
 }
 
 #[tokio::test(flavor = "multi_thread")]
