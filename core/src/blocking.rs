@@ -2,9 +2,12 @@
 //! built on it). Each call runs on the library's runtime and refuses to run
 //! inside another runtime instead of deadlocking. [`poll_for`] is the same
 //! wait in slices, for bindings that must regain control between them
-//! (Python checks for Ctrl-C).
+//! (Python checks for Ctrl-C). [`begin_host_exit`] keeps waiting threads
+//! out of a host that is tearing itself down.
 
 use std::future::Future;
+use std::sync::OnceLock;
+use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use crate::discovery::Watcher;
@@ -21,7 +24,31 @@ use crate::service::Service;
 /// once it finished, `Ok(None)` when it needs more time (call again with
 /// the same future). Refused inside another async runtime.
 pub fn poll_for<F: Future + Unpin>(fut: &mut F, slice: Duration) -> Result<Option<F::Output>> {
-    block_on(async { tokio::time::timeout(slice, fut).await.ok() })
+    let polled = block_on(async { tokio::time::timeout(slice, fut).await.ok() });
+    park_if_host_exiting();
+    polled
+}
+
+/// The thread that called [`begin_host_exit`].
+static HOST_EXIT: OnceLock<ThreadId> = OnceLock::new();
+
+/// Marks the start of the host's exit, before it tears down what its other
+/// threads run on. CPython's finalization, for one, ends a thread that takes
+/// the GIL back with `pthread_exit`, whose forced unwind through Rust frames
+/// crashes the process. From then on, a wait of [`poll_for`] in any other
+/// thread never returns: the thread parks and ends with the process.
+pub fn begin_host_exit() {
+    let _ = HOST_EXIT.set(thread::current().id());
+}
+
+/// Parks the calling thread for good once another one began the host's exit.
+pub fn park_if_host_exiting() {
+    while HOST_EXIT
+        .get()
+        .is_some_and(|t| *t != thread::current().id())
+    {
+        thread::park();
+    }
 }
 
 /// Blocking twin of [`crate::Client`]. Dropping it closes it (bounded in time).

@@ -47,6 +47,15 @@ impl Instance {
         weight.map_or(DEFAULT_WEIGHT, |w| w.min(u64::from(MAX_WEIGHT)) as u32)
     }
 
+    /// `port`, when it holds a port number (a JSON number or its text).
+    pub fn port(&self) -> Option<u16> {
+        match self.metadata.get("port")? {
+            Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// `zone`, if set.
     pub fn zone(&self) -> Option<&str> {
         self.meta_str("zone")

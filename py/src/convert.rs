@@ -191,12 +191,9 @@ pub fn check<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Option<libregistry::he
         };
     };
     let url = str_arg("check", &url)?;
-    let interval = given(interval)
-        .map(|o| seconds_arg("check_interval", &o))
-        .transpose()?;
-    let timeout = given(timeout)
-        .map(|o| seconds_arg("check_timeout", &o))
-        .transpose()?;
+    let secs = |field, o| given(o).map(|o| seconds_arg(field, &o)).transpose();
+    let interval = secs("check_interval", interval)?;
+    let timeout = secs("check_timeout", timeout)?;
     let (fails, passes) = (count("check_fails", fails)?, count("check_passes", passes)?);
     let check = libregistry::health::Check::parse(&url)
         .and_then(|c| c.tuned(interval, timeout, fails, passes));

@@ -123,7 +123,9 @@ pub fn dispatch_next<'py>(
     let rx = with_queue(|q| q.rx.clone());
     let item = py.detach(move || {
         let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-        rx.recv_timeout(timeout.max(Duration::from_millis(1))).ok()
+        let item = rx.recv_timeout(timeout.max(Duration::from_millis(1))).ok();
+        libregistry::blocking::park_if_host_exiting();
+        item
     });
     let tuple = match item {
         None => return Ok(None),
@@ -152,4 +154,13 @@ pub fn dispatch_next<'py>(
 #[pyfunction]
 pub fn dispatch_stop() {
     send(Item::Stop);
+}
+
+/// At interpreter exit, before finalization: waits in other threads park for good
+/// (`libregistry::blocking::begin_host_exit`); one that ended just before gets
+/// 20 ms of GIL to run on into Python code, which finalization ends safely.
+#[pyfunction]
+pub fn prepare_exit(py: Python<'_>) {
+    libregistry::blocking::begin_host_exit();
+    py.detach(|| std::thread::sleep(Duration::from_millis(20)));
 }

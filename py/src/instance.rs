@@ -137,11 +137,7 @@ impl Instance {
     /// `port` from the metadata, when it holds a port number.
     #[getter]
     fn port(&self) -> Option<u16> {
-        match self.inner.metadata.get("port")? {
-            Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
+        self.inner.port()
     }
 
     /// `env`, e.g. `dev`.

@@ -29,6 +29,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pending::Pending>()?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_next, module)?)?;
     module.add_function(wrap_pyfunction!(dispatch::dispatch_stop, module)?)?;
+    module.add_function(wrap_pyfunction!(dispatch::prepare_exit, module)?)?;
     module.add("CORE_VERSION", libregistry::VERSION)?;
     logs::install();
     Ok(())

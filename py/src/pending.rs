@@ -13,9 +13,8 @@
 //!   runtime's thread, which must not wait for the GIL) hands the outcome
 //!   to the loop with `call_soon_threadsafe`, where it becomes the future's
 //!   result, or is undone when the future was cancelled meanwhile. That
-//!   thread is Python's and stops before the interpreter finalizes: a
-//!   thread of ours woken by the GIL of a finalizing interpreter is ended
-//!   by `pthread_exit` inside Rust frames, which aborts the process.
+//!   thread is Python's and stops before the interpreter finalizes (see
+//!   `libregistry::blocking::begin_host_exit` for why).
 
 use std::future::Future;
 use std::pin::Pin;

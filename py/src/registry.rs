@@ -56,13 +56,8 @@ struct Registered {
 impl Outcome for Registered {
     fn into_py(self: Box<Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let mut made = Vec::with_capacity(self.regs.len());
-        for reg in self.regs {
-            made.push(Py::new(
-                py,
-                Registration {
-                    inner: Arc::new(reg),
-                },
-            )?);
+        for inner in self.regs.into_iter().map(Arc::new) {
+            made.push(Py::new(py, Registration { inner })?);
         }
         if self.one {
             if let Some(reg) = made.pop() {

@@ -123,6 +123,39 @@ def test_ctrl_c_interrupts_a_blocked_call_and_leaves_nothing(own_etcd: Etcd, pre
         proc.wait()
 
 
+EXIT_WHILE_WAITING_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading, libregistry
+    reg = libregistry.Registry(sys.argv[1], prefix=sys.argv[2], ttl=2)
+    watcher = reg.watch("svc")
+    def spin():  # in and out of native waits all the time
+        while True:
+            watcher.next_change(timeout=0.001)
+    for _ in range(8):
+        threading.Thread(target=spin, daemon=True).start()
+    closed = reg.watch("svc")
+    threading.Thread(target=lambda: list(closed), daemon=True).start()
+    reg.register("svc", "127.0.0.1:1")
+    closed.close()  # its iterating thread wakes as the interpreter exits
+    print("bye", flush=True)
+    """
+)
+
+
+def test_exit_while_daemon_threads_wait_in_native_code(etcd: Etcd, prefix: str) -> None:
+    # Before py/src/exiting.rs this script crashed (SIGSEGV) at every exit:
+    # a daemon thread taking the GIL back during finalization.
+    for run in range(5):
+        proc = spawn(["-c", EXIT_WHILE_WAITING_SCRIPT, etcd.endpoint, prefix], {})
+        try:
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and out.rstrip().endswith("bye"), f"run {run}: exit {proc.returncode}:\n{out}"
+    # The registry was never closed: the lease expires, nothing is left behind.
+    wait_until(lambda: etcd.dump(prefix + "/") == {}, 15, "the unclosed registry's key expired")
+
+
 PREFORK_SCRIPT = textwrap.dedent(
     """
     # A pre-fork server, gunicorn style: import (and even use) libregistry in

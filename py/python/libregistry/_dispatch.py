@@ -77,14 +77,15 @@ def ensure_running() -> None:
 
 
 def stop(timeout: float = 2.0) -> None:
-    """Stops the dispatcher thread after it has delivered what is queued."""
+    """Stops the dispatcher thread after it has delivered what is queued;
+    threads still waiting in native code stay there (``prepare_exit``)."""
     global _thread
     thread = _thread
-    if thread is None or _owner_pid != os.getpid() or not thread.is_alive():
-        return
-    _native.dispatch_stop()
-    thread.join(timeout)
-    _thread = None
+    if thread is not None and _owner_pid == os.getpid() and thread.is_alive():
+        _native.dispatch_stop()
+        thread.join(timeout)
+        _thread = None
+    _native.prepare_exit()
 
 
 def _forget_after_fork() -> None:
@@ -93,8 +94,7 @@ def _forget_after_fork() -> None:
     _thread, _owner_pid, _lock = None, None, threading.Lock()
 
 
-# Stop before the interpreter finalizes: a thread parked in native code must
-# not be woken into a dying interpreter.
+# Before the interpreter finalizes: no thread may wake into a dying interpreter.
 atexit.register(stop)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)

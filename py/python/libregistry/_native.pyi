@@ -7,7 +7,7 @@ from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, List, Mappi
 
 from ._registry import Metadata as _Metadata
 
-__all__ = ["Pending", "Client", "Registration", "Instance", "Watcher", "dispatch_next", "dispatch_stop", "CORE_VERSION"]
+__all__ = ["Pending", "Client", "Registration", "Instance", "Watcher", "dispatch_next", "dispatch_stop", "prepare_exit", "CORE_VERSION"]
 
 CORE_VERSION: str
 
@@ -159,3 +159,4 @@ class Watcher:
 
 def dispatch_next(timeout: float) -> Optional[Tuple[Any, ...]]: ...
 def dispatch_stop() -> None: ...
+def prepare_exit() -> None: ...
