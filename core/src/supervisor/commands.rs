@@ -103,6 +103,7 @@ impl Supervisor {
                         if e.is_transient() {
                             // The write may have landed after all, even after our
                             // clean-up: remove it, and watch its name to catch it.
+                            self.lease_clean = false;
                             self.ledger
                                 .orphans
                                 .extend(chunk.iter().map(|e| e.key.clone()));

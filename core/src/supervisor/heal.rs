@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use etcd_client::{Compare, CompareOp, TxnOp};
+use etcd_client::{Compare, CompareOp, KeyValue, TxnOp, TxnOpResponse};
 use tokio::time::Instant;
 
 use super::ledger::Found;
@@ -15,6 +15,9 @@ use crate::events::{Event, LostReason};
 use crate::jitter::jitter;
 use crate::metrics::Recorder;
 use crate::requests::is_lease_missing;
+
+/// What etcd holds for each key: `(mod revision, lease, value)`, `None` when missing.
+type KeyStates = HashMap<String, Option<(i64, i64, Vec<u8>)>>;
 
 /// Keys per page when reading a service name's keys (with values: ~400
 /// bytes each, so a page is about 400 KB).
@@ -66,7 +69,7 @@ impl Supervisor {
             // Watch first, then check once everything written before the
             // watch began: nothing can slip between the two.
             self.open_watch().await?;
-            self.ledger.recheck_everything();
+            self.ledger.recheck_everything(!self.lease_clean);
         }
         // Keys deregistered during the outage go first: rewriting every live
         // key takes a while, and consumers should not see the dead meanwhile.
@@ -105,15 +108,26 @@ impl Supervisor {
             let Some(chunk) = self.ledger.next_dirty_chunk(MAX_TXN_OPS) else {
                 return Ok(());
             };
-            let unseen = self.ledger.unseen(&chunk);
-            if unseen.len() > MAX_SINGLE_READS {
+            // A key last written under a lease now lost is most likely gone
+            // with it (expired, revoked, etcd wiped): written on that
+            // assumption, checked by the transaction's compare. With no
+            // write of unknown outcome under the current lease, nothing else
+            // needs reading: no whole-name reads after a wipe, where every
+            // process of a fleet would read every name's keys.
+            let (absent, to_read): (Vec<String>, Vec<String>) = self
+                .ledger
+                .unseen(&chunk)
+                .into_iter()
+                .partition(|k| self.lease_clean && !self.ledger.written_under(k, lease.id));
+            if to_read.len() > MAX_SINGLE_READS {
                 // Many keys to read (a revoked lease's keys, all deleted at
                 // once): a ranged read per name is cheaper than a get per key.
-                let names = self.ledger.names_of(&unseen);
+                let names = self.ledger.names_of(&to_read);
                 self.ledger.sweep.extend(names);
                 continue;
             }
-            self.reconcile_chunk(lease.id, &chunk, unseen).await?;
+            self.reconcile_chunk(lease.id, &chunk, absent, to_read)
+                .await?;
         }
     }
 
@@ -144,29 +158,46 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Puts `keys` right; `unseen` are those the sweep did not see.
+    /// Puts `keys` right; of those the sweep did not see, `absent` are
+    /// assumed missing and `to_read` are read first. When the write's
+    /// compare fails, it is planned again from what etcd holds (read in the
+    /// same transaction), once.
     async fn reconcile_chunk(
         &mut self,
         lease: i64,
         keys: &[String],
-        unseen: Vec<String>,
+        absent: Vec<String>,
+        to_read: Vec<String>,
     ) -> Result<()> {
-        let timeout = self.opts.request_timeout;
-        // A key the sweep saw needs no read of its own; the others are read
-        // with plain gets, not a read-only transaction: etcd 3.5.0-3.5.4
-        // panics when a client cancels one (etcd-io/etcd#14110).
-        let read: HashMap<String, Option<(i64, i64, Vec<u8>)>> = if unseen.is_empty() {
-            HashMap::new()
-        } else {
+        // Plain gets, not a read-only transaction: etcd 3.5.0-3.5.4 panics
+        // when a client cancels one (etcd-io/etcd#14110).
+        let mut read: KeyStates = absent.into_iter().map(|k| (k, None)).collect();
+        if !to_read.is_empty() {
             let found = self
                 .etcd
-                .get_keys("reading registrations", timeout, &unseen)
+                .get_keys("reading registrations", self.opts.request_timeout, &to_read)
                 .await?;
-            let states = found
-                .into_iter()
-                .map(|kv| kv.map(|kv| (kv.mod_revision(), kv.lease(), kv.value().to_vec())));
-            unseen.into_iter().zip(states).collect()
+            read.extend(to_read.into_iter().zip(found.into_iter().map(key_state)));
+        }
+        let Some(held) = self.write_chunk(lease, keys, read).await? else {
+            return Ok(());
         };
+        let keys: Vec<String> = held.keys().cloned().collect();
+        match self.write_chunk(lease, &keys, held).await? {
+            None => Ok(()),
+            // Something changed between our read and write: read again next round.
+            Some(_) => Err(Error::Etcd("registrations changed while healing".into())),
+        }
+    }
+
+    /// Plans `keys` from the sweep and `read`, and writes what needs it;
+    /// `Some(what etcd holds)` of the keys to write when the compare failed.
+    async fn write_chunk(
+        &mut self,
+        lease: i64,
+        keys: &[String],
+        read: KeyStates,
+    ) -> Result<Option<KeyStates>> {
         let plan = self
             .ledger
             .plan_chunk(keys, read, lease, self.opts.heal_deleted_keys);
@@ -180,10 +211,11 @@ impl Supervisor {
             self.events.emit(Event::Conflict { key, other_lease });
         }
         if plan.rewrites.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut compares = Vec::with_capacity(plan.rewrites.len());
         let mut puts = Vec::with_capacity(plan.rewrites.len());
+        let mut gets = Vec::with_capacity(plan.rewrites.len());
         for (key, value, expect_mod_rev, _) in &plan.rewrites {
             compares.push(Compare::mod_revision(
                 key.as_str(),
@@ -195,15 +227,23 @@ impl Supervisor {
                 value.as_str(),
                 Some(etcd_client::PutOptions::new().with_lease(lease)),
             ));
+            gets.push(TxnOp::get(key.as_str(), None));
         }
-        let write = etcd_client::Txn::new().when(compares).and_then(puts);
+        let write = etcd_client::Txn::new()
+            .when(compares)
+            .and_then(puts)
+            .or_else(gets);
         let written = self
             .etcd
-            .txn("restoring registrations", timeout, write)
+            .txn("restoring registrations", self.opts.request_timeout, write)
             .await?;
         if !written.succeeded() {
-            // Something changed between our read and write: read again next round.
-            return Err(Error::Etcd("registrations changed while healing".into()));
+            let held = written.op_responses().into_iter().map(|op| match op {
+                TxnOpResponse::Get(mut got) => key_state(got.take_kvs().into_iter().next()),
+                _ => None,
+            });
+            let keys = plan.rewrites.into_iter().map(|(key, ..)| key);
+            return Ok(Some(keys.zip(held).collect()));
         }
         let rev = written.header().map(|h| h.revision()).unwrap_or(0);
         let restored = plan.rewrites.len() as u64;
@@ -216,7 +256,7 @@ impl Supervisor {
                 self.events.emit(Event::KeyRestored { key });
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Deletes keys we may have left behind, each only while it is still
@@ -271,4 +311,9 @@ fn deleted_any(resp: &etcd_client::TxnResponse) -> bool {
         etcd_client::TxnOpResponse::Txn(inner) => deleted_any(inner),
         _ => false,
     })
+}
+
+/// What a read found for one key, as `KeyStates` holds it.
+fn key_state(kv: Option<KeyValue>) -> Option<(i64, i64, Vec<u8>)> {
+    kv.map(|kv| (kv.mod_revision(), kv.lease(), kv.value().to_vec()))
 }

@@ -33,7 +33,8 @@ impl Supervisor {
             .granted_ttl_secs
             .store(new.ttl_secs, Ordering::Relaxed);
         let _ = self.lease_tx.send(Some(new));
-        self.ledger.recheck_everything();
+        self.lease_clean = true;
+        self.ledger.recheck_everything(false);
         Ok(())
     }
 

@@ -224,7 +224,7 @@ fn a_sweep_marks_what_is_wrong_and_finds_late_writes() {
 fn a_chunk_plan_writes_what_is_ours_and_reports_takeovers() {
     let mut ledger = ledger();
     ledger.note_lease_lost(OLD);
-    ledger.recheck_everything();
+    ledger.recheck_everything(true);
     let chunk = ledger.next_dirty_chunk(128).unwrap();
     assert_eq!(chunk.len(), 4);
     let read = HashMap::from([
@@ -247,6 +247,28 @@ fn a_chunk_plan_writes_what_is_ours_and_reports_takeovers() {
     ledger.record_written(["/svc/b", "/svc/d"], 20, L);
     assert!(ledger.next_dirty_chunk(128).is_none(), "nothing left to do");
     assert_eq!(ledger.live_count(), 3);
+}
+
+#[test]
+fn a_recheck_under_a_clean_lease_reads_only_names_shared_with_another_holder() {
+    let mut ledger = ledger();
+    ledger.insert("/web/a", "web", "v", 10, L);
+    ledger.insert("/web/b", "web", "v", 10, L);
+    let taken = Seen {
+        deleted: false,
+        lease: X,
+        mod_rev: 11,
+    };
+    ledger.on_watch_event("/web/b", taken, L, true);
+    ledger.note_lease_lost(L);
+    ledger.recheck_everything(false);
+    let swept: Vec<&str> = ledger.sweep.iter().map(String::as_str).collect();
+    assert_eq!(swept, ["web"], "only where another process may have left");
+    let chunk = ledger.next_dirty_chunk(128).unwrap();
+    assert_eq!(chunk, ["/svc/a", "/svc/b", "/svc/c", "/svc/d", "/web/a"]);
+    assert!(ledger.written_under("/svc/a", L) && !ledger.written_under("/svc/a", L + 1));
+    ledger.recheck_everything(true);
+    assert_eq!(ledger.sweep.len(), 2, "every name read whole");
 }
 
 #[test]
@@ -312,7 +334,7 @@ fn a_withdrawn_key_is_not_healed_and_comes_back_when_restored() {
     let mut ledger = ledger();
     assert_eq!(ledger.set_withdrawn("/svc/a", true), Some(Holder::Us));
     assert!(!ledger.holds("/svc/a"), "its key may be deleted");
-    ledger.recheck_everything();
+    ledger.recheck_everything(true);
     let chunk = ledger.next_dirty_chunk(128).unwrap();
     assert!(
         !chunk.contains(&"/svc/a".to_string()),

@@ -7,7 +7,7 @@
 //! ([`crate::keepalive`]) so a slow write never delays a keepalive.
 //!
 //! The task's state is split by concern: [`ledger`] (what we hold and owe,
-//! and the decisions about it, as plain data), and `impl` blocks for the
+//! as plain data) with [`verdicts`] (the decisions about it), and `impl` blocks for the
 //! lease ([`lease`]), the commands of the handles ([`commands`]), healing
 //! ([`heal`]) and the watch on our own keys ([`own_watch`]). This file holds
 //! the loop that wakes for each of them.
@@ -17,6 +17,7 @@ mod heal;
 mod lease;
 mod ledger;
 mod own_watch;
+mod verdicts;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU32};
@@ -104,6 +105,9 @@ pub(crate) struct Supervisor {
     lease_tx: watch::Sender<Option<LeaseToKeep>>,
     lost_rx: mpsc::UnboundedReceiver<(i64, LostReason)>,
     ledger: Ledger,
+    /// Every write under the current lease has a known outcome: no key we
+    /// do not know of can be under it, so rechecking needs no whole-name reads.
+    lease_clean: bool,
     /// Former leases not yet confirmed revoked.
     leases_to_revoke: Vec<i64>,
     /// The watch on our own keys, when open.
@@ -147,6 +151,7 @@ impl Supervisor {
             events,
             status,
             lease: None,
+            lease_clean: false,
             lease_tx,
             lost_rx,
             ledger: Ledger::default(),
