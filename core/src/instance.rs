@@ -76,3 +76,28 @@ impl Instance {
         self.meta_str("deployment")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with(metadata: Value) -> Instance {
+        Instance {
+            key: "/s/a:1".into(),
+            name: "s".into(),
+            addr: "a:1".into(),
+            metadata: metadata.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn port_is_a_number_or_its_text_and_nothing_else() {
+        assert_eq!(with(json!({"port": 4000})).port(), Some(4000));
+        assert_eq!(with(json!({"port": " 4000 "})).port(), Some(4000));
+        assert_eq!(with(json!({"port": 70000})).port(), None, "not a port");
+        assert_eq!(with(json!({"port": "http"})).port(), None);
+        assert_eq!(with(json!({"port": true})).port(), None);
+        assert_eq!(with(json!({})).port(), None);
+    }
+}
