@@ -22,14 +22,16 @@ pub(crate) enum RequestKind {
     Range,
     LeaseGrant,
     LeaseRevoke,
+    LeaseTtl,
     Watch,
 }
 
-const KINDS: [(RequestKind, &str); 5] = [
+const KINDS: [(RequestKind, &str); 6] = [
     (RequestKind::Txn, "txn"),
     (RequestKind::Range, "range"),
     (RequestKind::LeaseGrant, "lease_grant"),
     (RequestKind::LeaseRevoke, "lease_revoke"),
+    (RequestKind::LeaseTtl, "lease_ttl"),
     (RequestKind::Watch, "watch"),
 ];
 

@@ -211,6 +211,23 @@ impl BoundedEtcd {
         }
     }
 
+    /// Whether etcd still holds lease `id` (a wiped etcd does not).
+    pub(crate) async fn lease_alive(&self, after: Duration, id: i64) -> Result<bool> {
+        let asked = self
+            .request(
+                RequestKind::LeaseTtl,
+                "checking the lease",
+                after,
+                |client| async move { client.lease_client().time_to_live(id, None).await },
+            )
+            .await;
+        match asked {
+            Ok(answer) => Ok(answer.ttl() > 0),
+            Err(Error::Etcd(m)) if is_lease_missing(&m) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn watch(
         &self,
         op: &'static str,

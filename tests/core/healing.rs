@@ -92,6 +92,30 @@ async fn etcd_restarted_on_a_wiped_data_dir() {
     client.close().await.unwrap();
 }
 
+/// After a wipe nothing is read: the lease is asked about first (when the
+/// watch comes back, if keepalive has not found it gone already), and the
+/// keys go back in one write under a new lease, none refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_wipe_the_keys_go_back_without_being_read() {
+    let (mut etcd, client, _regs) = setup().await;
+    let before = client.metrics();
+    etcd.wipe_and_restart().await;
+    wait_healed(&etcd, &client, "wiped, nothing read", Instant::now()).await;
+    let after = client.metrics();
+    let moved = |id: &str| after.get(id).unwrap_or(0.0) - before.get(id).unwrap_or(0.0);
+    let requests = |kind: &str, outcome: &str| {
+        moved(&format!(
+            "libregistry_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    let reads = requests("range", "ok") + requests("range", "error");
+    assert_eq!(reads, 0.0, "keys read after the wipe");
+    assert_eq!(requests("txn", "error"), 0.0, "a write refused");
+    assert_eq!(moved("libregistry_keys_restored_total"), 2.0);
+    assert_eq!(moved("libregistry_lease_grants_total"), 1.0);
+    client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_frozen_longer_than_the_ttl() {
     let (mut etcd, client, _regs) = setup().await;

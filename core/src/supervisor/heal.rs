@@ -9,7 +9,7 @@ use etcd_client::{Compare, CompareOp, KeyValue, TxnOp, TxnOpResponse};
 use tokio::time::Instant;
 
 use super::ledger::Found;
-use super::{Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
+use super::{remaining, Supervisor, FIRST_BACKOFF, MAX_BACKOFF, MAX_TXN_OPS};
 use crate::error::{Error, Result};
 use crate::events::{Event, LostReason};
 use crate::jitter::jitter;
@@ -62,6 +62,14 @@ impl Supervisor {
 
     async fn heal_once(&mut self) -> Result<()> {
         let until = Instant::now() + self.opts.request_timeout;
+        if let (None, Some(lease)) = (&self.watch, self.lease) {
+            // The watch broke: etcd may have lost the lease with its data.
+            // Asked first, a lost lease is found before its keys are read
+            // (keepalive may take a third of the TTL to notice).
+            if !self.etcd.lease_alive(remaining(until), lease.id).await? {
+                self.on_lease_lost(lease.id, LostReason::NotFound);
+            }
+        }
         if self.lease.is_none() && self.ledger.needs_lease() {
             self.grant(until).await?;
         }

@@ -9,34 +9,6 @@ pub(crate) use super::verdicts::*;
 /// Former leases remembered: keys still under them are ours to take back.
 const FORMER_LEASES_KEPT: usize = 16;
 
-/// Who holds one of our keys in etcd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Holder {
-    /// Ours: kept alive and healed.
-    Us,
-    /// Overwritten by another process under this lease: reported and left alone.
-    Other(i64),
-    /// Deleted from outside while healing of deleted keys is off: left alone.
-    Removed,
-    /// Withdrawn by its owner (a failing health check, a drain): kept, but
-    /// not in etcd until restored; a write of it that lands is removed.
-    Withdrawn,
-}
-
-/// One registration of this client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub name: String,
-    pub value: String,
-    pub holder: Holder,
-    /// Revision of our last write of this key; older watch events are stale.
-    pub written_rev: i64,
-    /// The lease of that write: a key missing while it still lives was deleted from outside.
-    pub written_lease: i64,
-    /// Whether that write carried `value` (false while an update is not yet written).
-    pub value_written: bool,
-}
-
 /// Everything a client holds and owes, with the decisions applied to it.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {

@@ -1,10 +1,37 @@
-//! The decisions that matter most, as plain functions over the ledger's
-//! data, tested without etcd (see `ledger_tests.rs`): what a ranged read of
-//! a service name means for each key ([`sweep_verdict`]), what to do with a
-//! key whose state in etcd is known ([`reconcile_verdict`]) and what a watch
-//! event on our own keys means ([`watch_verdict`]).
+//! A registration as the ledger keeps it ([`Entry`], [`Holder`]) and the
+//! decisions that matter most, as plain functions over it, tested without
+//! etcd (see `ledger_tests.rs`): what a ranged read of a service name means
+//! for each key ([`sweep_verdict`]), what to do with a key whose state in
+//! etcd is known ([`reconcile_verdict`]) and what a watch event on our own
+//! keys means ([`watch_verdict`]).
 
-use super::ledger::{Entry, Holder};
+/// Who holds one of our keys in etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// Ours: kept alive and healed.
+    Us,
+    /// Overwritten by another process under this lease: reported and left alone.
+    Other(i64),
+    /// Deleted from outside while healing of deleted keys is off: left alone.
+    Removed,
+    /// Withdrawn by its owner (a failing health check, a drain): kept, but
+    /// not in etcd until restored; a write of it that lands is removed.
+    Withdrawn,
+}
+
+/// One registration of this client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub value: String,
+    pub holder: Holder,
+    /// Revision of our last write of this key; older watch events are stale.
+    pub written_rev: i64,
+    /// The lease of that write: a key missing while it still lives was deleted from outside.
+    pub written_lease: i64,
+    /// Whether that write carried `value` (false while an update is not yet written).
+    pub value_written: bool,
+}
 
 /// A key as a ranged read of its service name found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
