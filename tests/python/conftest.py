@@ -4,6 +4,7 @@ that kill, wipe or freeze it), and a fresh key prefix per test."""
 from __future__ import annotations
 
 import itertools
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from etcd_harness import Etcd, etcd_binary, etcd_version  # noqa: E402
 
 _prefixes = itertools.count()
+
+# The tests that send SIGINT (Ctrl-C) need children that do not ignore it.
+# A shell starts a background job (`make test &`) with SIGINT ignored, and
+# exec passes that on: Python then raises no KeyboardInterrupt and such a
+# test would wait for nothing. A handled signal is reset to the default at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
